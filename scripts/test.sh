@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds fsl (CUDA sources too when nvcc is present) and runs the whole test suite.
+# GPU tests skip with a one-line reason when no device is present.
+# Usage: scripts/test.sh [extra ctest args]      env: BUILD_DIR (default build), JOBS
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release > "$BUILD_DIR.cmake.log" 2>&1 || {
+  cat "$BUILD_DIR.cmake.log"; exit 1; }
+cmake --build "$BUILD_DIR" -j"$JOBS"
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" --timeout 600 "$@"
