@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release > "$BUILD_DIR.cmake.log" 2>&1 || {
-  cat "$BUILD_DIR.cmake.log"; exit 1; }
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release > /tmp/fsl-cmake.$$.log 2>&1 || {
+  cat /tmp/fsl-cmake.$$.log; exit 1; }
 cmake --build "$BUILD_DIR" -j"$JOBS"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" --timeout 600 "$@"
