@@ -1,0 +1,61 @@
+// The CPU front end: STFT (FFTW) -> power -> Slaney mel (OpenBLAS sgemm) -> logmel / PCEN.
+// Matches librosa.feature.melspectrogram (+ log, + librosa.pcen) with periodic Hann, centred
+// frames and power 2. Output of every type: (frames, n_mels) float32, row-major.
+#pragma once
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fsl/config.hpp"
+
+namespace fsl {
+
+struct FrontendParams {
+  int sr = 22050;
+  int n_fft = 1024;
+  int hop = 256;
+  int n_mels = 128;
+  double fmin = 50, fmax = 11025;
+  bool reflect_pad = false;  // centre padding: false = zeros (librosa >= 0.10), true = reflect
+  double log_eps = 1e-8;
+  // librosa.pcen, applied to the mel of x * 2^32
+  double pcen_gain = 0.98, pcen_bias = 2.0, pcen_power = 0.5;
+  double pcen_time_constant = 0.4, pcen_eps = 1e-6;
+  int pcen_hop = 256;  // hop the smoother assumes (512 reproduces the Python baseline)
+
+  static FrontendParams from(const FeaturesConfig& f);
+  int n_bins() const { return n_fft / 2 + 1; }
+};
+
+// Slaney-normalised mel filterbank, (n_mels, n_fft/2+1) row-major, as librosa.filters.mel with
+// htk=False, norm='slaney'.
+std::vector<float> mel_filterbank(const FrontendParams& p);
+
+// Feature types computed by Frontend::compute.
+const std::vector<std::string>& frontend_types();  // {"logmel", "pcen"}
+
+// One front end: FFTW plans and work buffers are made once here. compute() uses the buffers, so
+// one Frontend serves one thread at a time; make one per worker.
+class Frontend {
+ public:
+  explicit Frontend(const FrontendParams& p);
+  ~Frontend();
+  Frontend(const Frontend&) = delete;
+  Frontend& operator=(const Frontend&) = delete;
+
+  // x: n mono samples at p.sr. Returns type -> (num_frames(n), n_mels) for each requested type
+  // ("logmel", "pcen"), all from one STFT. Throws Error on an unknown type or n == 0.
+  std::map<std::string, std::vector<float>> compute(const float* x, size_t n,
+                                                    const std::vector<std::string>& types);
+  size_t num_frames(size_t n) const { return 1 + n / size_t(p_.hop); }
+  const FrontendParams& params() const { return p_; }
+
+ private:
+  struct Impl;
+  FrontendParams p_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fsl
