@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 
 #include "fsl/error.hpp"
 #include "fsl/fileio.hpp"
@@ -12,6 +14,20 @@
 namespace fsl {
 
 namespace {
+// libsndfile reads a WAV whose data chunk is cut short without complaint (it shortens the length
+// to what is there) but logs "data : <declared> (should be <actual>)". Streaming writers that
+// never patch the size leave 0 or 0xFFFFFFFF there; those are not truncation.
+void check_data_chunk_complete(SNDFILE* f, const std::string& path) {
+  char log[8192] = {0};
+  sf_command(f, SFC_GET_LOG_INFO, log, sizeof(log) - 1);
+  const char* line = std::strstr(log, "\ndata :");
+  if (!line) return;
+  long long declared = 0, actual = 0;
+  if (std::sscanf(line, "\ndata : %lld (should be %lld)", &declared, &actual) != 2) return;
+  if (declared > actual && declared != 0 && declared != 0xFFFFFFFFLL)
+    fail(path, ": truncated audio: data chunk declares ", declared, " bytes, file holds ", actual);
+}
+
 struct SndFile {
   SNDFILE* f = nullptr;
   SF_INFO info{};
@@ -40,7 +56,8 @@ std::vector<float> resample(const std::vector<float>& x, int from_sr, int to_sr)
   soxr_error_t err = soxr_oneshot(from_sr, to_sr, 1, x.data(), x.size(), &idone, y.data(),
                                   out_len, &odone, &io, &q, nullptr);
   if (err) fail("resample ", from_sr, " -> ", to_sr, " Hz failed: ", err);
-  y.resize(odone);
+  // librosa fixes the resampled length to ceil(n * to / from), zero-padding soxr's output.
+  y.resize(out_len, 0.0f);
   return y;
 }
 
@@ -49,6 +66,7 @@ std::vector<float> load_audio(const std::string& path, int target_sr, bool peak_
   const int ch = s.info.channels;
   if (s.info.samplerate <= 0 || ch <= 0) fail(path, ": invalid audio header");
   if (s.info.frames <= 0) fail(path, ": audio has zero length");
+  check_data_chunk_complete(s.f, path);
   // Decode in blocks and mix down as we go: only the mono signal is held whole.
   std::vector<float> mono;
   mono.reserve(static_cast<size_t>(s.info.frames));
