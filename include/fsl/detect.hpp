@@ -1,0 +1,138 @@
+// Few-shot detection on one annotated file (REFERENCE.md §7): the first n_shot POS rows are the
+// shots; every later frame/window gets p(pos) from prototypes; thresholds + post-processing turn
+// p into events. Two methods share everything after p:
+//   - detect_with_embedder: windows of an adaptive length embedded by an Embedder (the encoder),
+//   - detect_frame_prototype: the no-training floor, one z-scored feature frame = one query.
+// Features are read through a memory map and released as they are consumed: memory does not grow
+// with the file's length (only p, one float per query step, is kept).
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "fsl/config.hpp"
+
+namespace fsl {
+
+struct Interval {
+  double onset = 0, offset = 0;  // seconds
+};
+
+// What the detector needs to know about one file.
+struct DetectFile {
+  std::string name;          // Audiofilename written to the output CSV
+  std::string feature_path;  // (frames, n_mels) float32 .npy
+  std::vector<Interval> pos; // POS rows in CSV order (the first n_shot are the shots)
+};
+
+// A shot in frames, [begin, end), with the 25 ms margins (floor of time * frame rate, as the
+// Python system), clamped to [0, n_frames] and at least one frame long.
+struct FrameSpan {
+  long begin = 0, end = 0;
+  long length() const { return end - begin; }
+};
+std::vector<FrameSpan> shot_frames(const std::vector<Interval>& shots, double frame_rate,
+                                   long n_frames, double margin_s = 0.025);
+
+// Adaptive segment length (frames) from the longest shot, and the query hop.
+// max_len < 8 -> 8; < len_lim -> max_len; < 2*len_lim -> max_len/2; < 500 -> max_len/4;
+// else max_len/8. hop = max(1, seg / hoplen_fenmu).
+struct SegmentPlan {
+  int seg = 0, hop = 0;
+};
+SegmentPlan adaptive_segment(long max_len, int len_lim, int hoplen_fenmu);
+
+// Start frames of the seg-long windows covering a shot [begin, end) at `hop`; the last window is
+// aligned to the shot's end. A shot shorter than seg gives one window at `begin` (to be tiled).
+std::vector<long> shot_window_starts(FrameSpan shot, int seg, int hop);
+
+// p(pos) of one file on a regular grid: step i covers [start_s + i*step_s, + extent_s].
+struct FileScores {
+  std::string name;
+  std::vector<float> p;
+  double start_s = 0;          // end of the last shot (frames * hop_mel / sr)
+  double step_s = 0;           // seconds between consecutive p values
+  double extent_s = 0;         // seconds covered by one step (window length; one frame: 1/fps)
+  double duration_s = 0;       // file length; events are clipped to it
+  double shortest_shot_s = 0;  // with margins
+  double min_run_s = 0;        // method's own minimum event length (floor: half shortest shot)
+};
+
+// The result of running a method on one file.
+struct FileResult {
+  FileScores scores;     // p empty = no predictions for this file
+  std::string warning;   // non-empty: why this file has no predictions
+  bool skipped = false;  // fewer than n_shot POS rows: not scored at all
+};
+
+// Turns windows into embeddings. `windows` is (B, T, M) row-major, `out` is (B, dim()).
+struct Embedder {
+  virtual ~Embedder() = default;
+  virtual int dim() const = 0;
+  virtual void embed(const float* windows, int B, int T, int M, float* out) = 0;
+};
+
+// Encoder path: shots -> positive prototype, unlabelled audio before the last shot's end ->
+// eval.neg_iterations negative prototypes (eval.neg_windows random windows each, seeded by
+// eval.seed + file_index), queries from the last shot's end at the hop, p averaged over the
+// iterations. Throws Error on an unreadable feature file.
+FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embedder& embedder,
+                                int file_index);
+
+// Floor: per-file z-scored frames, prototypes = mean frame in shots / in the background before
+// the last shot's end, p per later frame, moving average over half the shortest shot.
+FileResult detect_frame_prototype(const DetectFile& file, const Config& cfg);
+
+// Post-processing parameters (config `eval`).
+struct PostProcess {
+  double min_len_frac = 0.3;  // of the shortest shot
+  double min_len_s = 0.05;
+  double merge_gap_s = 0.0;  // 0 = no merging
+  static PostProcess from(const EvalConfig& e);
+};
+
+// Runs of p > threshold become events [start + first*step, start + last*step + extent], clipped
+// to the file; events shorter than max(min_len_frac * shortest shot, min_len_s, min_run_s) are
+// dropped, then events separated by less than merge_gap_s are merged.
+std::vector<Interval> decide_events(const FileScores& s, double threshold, const PostProcess& pp);
+
+struct Prediction {
+  std::string file;
+  double onset = 0, offset = 0;
+};
+
+// Every file's events at one threshold, sorted by file then onset.
+std::vector<Prediction> predictions_at(const std::vector<FileScores>& files, double threshold,
+                                       const PostProcess& pp);
+
+// The CSV text: header "Audiofilename,Starttime,Endtime", times with 3 decimals.
+std::string predictions_csv(const std::vector<Prediction>& preds);
+
+// 0.00, 0.05, ..., 0.95.
+std::vector<double> sweep_thresholds();
+
+// "%.2f" of a threshold: the name of its output folder.
+std::string threshold_name(double threshold);
+
+// Moving average over `width` values centred on each index (window clipped at the ends).
+std::vector<float> moving_average(const std::vector<float>& x, int width);
+
+class NpyMap;
+namespace detail {
+// Drops the resident pages of rows [row_begin, row_end) of a mapped feature file (they are read
+// again on demand): what keeps a 10-hour file from filling memory as it is streamed.
+void release_rows(const NpyMap& map, size_t row_begin, size_t row_end);
+
+// The checks both methods share: >= n_shot POS rows (else result.skipped), shots inside the
+// features, some background before the last shot's end, audio after it. Fills the shots in
+// frames, the first query frame (the n_shot-th shot's end) and the background frame count;
+// returns false with result.warning set when the file gets no predictions.
+bool prepare_shots(const DetectFile& file, const Config& cfg, long n_frames,
+                   std::vector<FrameSpan>& shots, long& query_begin, long& background_frames,
+                   FileResult& result);
+
+// Sorted, merged copy of spans.
+std::vector<FrameSpan> merge_spans(const std::vector<FrameSpan>& spans);
+}  // namespace detail
+
+}  // namespace fsl

@@ -1,0 +1,158 @@
+// What both detection methods share: shots in frames, the adaptive segment plan, the decision
+// (threshold -> runs -> events), post-processing and the output CSV.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+
+#include "fsl/detect.hpp"
+#include "fsl/npy.hpp"
+
+namespace fsl {
+
+std::vector<FrameSpan> shot_frames(const std::vector<Interval>& shots, double frame_rate,
+                                   long n_frames, double margin_s) {
+  std::vector<FrameSpan> out;
+  for (const auto& s : shots) {
+    // floor() of both ends with the margins, as the Python system's time_2_frame.
+    long b = static_cast<long>(std::floor((s.onset - margin_s) * frame_rate));
+    long e = static_cast<long>(std::floor((s.offset + margin_s) * frame_rate));
+    b = std::clamp(b, 0L, n_frames);
+    e = std::clamp(e, 0L, n_frames);
+    if (e <= b) e = std::min(b + 1, n_frames);  // a zero-length annotation still has a frame
+    out.push_back({b, e});
+  }
+  return out;
+}
+
+SegmentPlan adaptive_segment(long max_len, int len_lim, int hoplen_fenmu) {
+  long seg;
+  if (max_len < 8) seg = 8;
+  else if (max_len < len_lim) seg = max_len;
+  else if (max_len < 2L * len_lim) seg = max_len / 2;
+  else if (max_len < 500) seg = max_len / 4;
+  else seg = max_len / 8;
+  SegmentPlan plan;
+  plan.seg = static_cast<int>(seg);
+  plan.hop = std::max(1, plan.seg / std::max(1, hoplen_fenmu));
+  return plan;
+}
+
+std::vector<long> shot_window_starts(FrameSpan shot, int seg, int hop) {
+  if (shot.length() <= seg) return {shot.begin};
+  std::vector<long> starts;
+  for (long s = shot.begin; s + seg <= shot.end; s += hop) starts.push_back(s);
+  if (starts.back() + seg < shot.end) starts.push_back(shot.end - seg);
+  return starts;
+}
+
+PostProcess PostProcess::from(const EvalConfig& e) {
+  PostProcess pp;
+  pp.min_len_frac = e.min_len_frac;
+  pp.min_len_s = e.min_len_s;
+  pp.merge_gap_s = e.merge_gap_s;
+  return pp;
+}
+
+std::vector<Interval> decide_events(const FileScores& s, double threshold, const PostProcess& pp) {
+  std::vector<Interval> runs;
+  const size_t n = s.p.size();
+  for (size_t i = 0; i < n;) {
+    if (!(s.p[i] > threshold)) {
+      ++i;
+      continue;
+    }
+    size_t last = i;
+    while (last + 1 < n && s.p[last + 1] > threshold) ++last;
+    double on = s.start_s + double(i) * s.step_s;
+    double off = std::min(s.start_s + double(last) * s.step_s + s.extent_s, s.duration_s);
+    if (off > on) runs.push_back({on, off});
+    i = last + 1;
+  }
+  const double min_len =
+      std::max({pp.min_len_frac * s.shortest_shot_s, pp.min_len_s, s.min_run_s});
+  std::vector<Interval> kept;
+  for (const auto& r : runs)
+    if (r.offset - r.onset >= min_len) kept.push_back(r);
+  if (pp.merge_gap_s <= 0 || kept.empty()) return kept;
+  std::vector<Interval> merged{kept.front()};
+  for (size_t i = 1; i < kept.size(); ++i) {
+    if (kept[i].onset - merged.back().offset < pp.merge_gap_s)
+      merged.back().offset = std::max(merged.back().offset, kept[i].offset);
+    else
+      merged.push_back(kept[i]);
+  }
+  return merged;
+}
+
+std::vector<Prediction> predictions_at(const std::vector<FileScores>& files, double threshold,
+                                       const PostProcess& pp) {
+  std::vector<Prediction> out;
+  for (const auto& f : files)
+    for (const auto& e : decide_events(f, threshold, pp)) out.push_back({f.name, e.onset, e.offset});
+  std::stable_sort(out.begin(), out.end(), [](const Prediction& a, const Prediction& b) {
+    if (a.file != b.file) return a.file < b.file;
+    return a.onset < b.onset;
+  });
+  return out;
+}
+
+std::string predictions_csv(const std::vector<Prediction>& preds) {
+  std::string text = "Audiofilename,Starttime,Endtime\n";
+  char line[64];
+  for (const auto& p : preds) {
+    std::snprintf(line, sizeof line, ",%.3f,%.3f\n", p.onset, p.offset);
+    text += p.file;
+    text += line;
+  }
+  return text;
+}
+
+std::vector<double> sweep_thresholds() {
+  std::vector<double> t;
+  for (int i = 0; i < 20; ++i) t.push_back(i * 0.05);
+  return t;
+}
+
+std::string threshold_name(double threshold) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", threshold);
+  return buf;
+}
+
+std::vector<float> moving_average(const std::vector<float>& x, int width) {
+  const long n = static_cast<long>(x.size());
+  if (width <= 1 || n == 0) return x;
+  // Running sum in double: no drift over 10 h of frames, no O(n) scratch.
+  std::vector<float> y(n);
+  const long before = width / 2, after = width - 1 - before;
+  double sum = 0;
+  long a = 0, b = 0;  // the sum covers x[a, b)
+  for (long i = 0; i < n; ++i) {
+    long want_a = std::max(0L, i - before), want_b = std::min(n, i + after + 1);
+    while (b < want_b) sum += x[b++];
+    while (a < want_a) sum -= x[a++];
+    y[i] = static_cast<float>(sum / double(b - a));
+  }
+  return y;
+}
+
+namespace detail {
+
+void release_rows(const NpyMap& map, size_t row_begin, size_t row_end) {
+  if (row_end <= row_begin) return;
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const size_t cols = map.cols();
+  uintptr_t a = reinterpret_cast<uintptr_t>(map.data() + row_begin * cols);
+  uintptr_t b = reinterpret_cast<uintptr_t>(map.data() + row_end * cols);
+  a = (a + page - 1) / page * page;  // only whole pages inside the range
+  b = b / page * page;
+  // Read-only file pages: dropping them only means a later read faults them in again.
+  if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
+}  // namespace detail
+}  // namespace fsl
