@@ -1,0 +1,310 @@
+// Few-shot detection on hand-made feature matrices: a constant (lightly noisy) background with
+// bumps of a distinct spectral shape at known frames; the first 5 bumps are the shots.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "fsl/detect.hpp"
+#include "fsl/error.hpp"
+#include "fsl/npy.hpp"
+#include "testutil.hpp"
+
+namespace {
+
+const double kFps = 22050.0 / 256.0;
+constexpr int kMels = 8;
+
+fsl::Config test_config() {
+  fsl::Config c;
+  c.eval.neg_iterations = 3;
+  c.eval.neg_windows = 150;
+  c.eval.batch_size = 64;
+  return c;
+}
+
+// (frames, kMels): background 0 (+ noise), bins 0..3 raised by `height` inside each bump.
+std::vector<float> bump_matrix(long frames, const std::vector<fsl::FrameSpan>& bumps,
+                               float height, float noise) {
+  std::vector<float> x(size_t(frames) * kMels);
+  uint32_t s = 12345;
+  for (auto& v : x) {
+    s = s * 1664525u + 1013904223u;
+    v = noise * (float(s >> 8) / float(1 << 24) - 0.5f);
+  }
+  for (const auto& b : bumps)
+    for (long t = b.begin; t < b.end; ++t)
+      for (int m = 0; m < 4; ++m) x[size_t(t) * kMels + m] += height;
+  return x;
+}
+
+// Annotation whose margin-widened frames are exactly [b, e): floor((on - 25 ms) * fps) = b.
+fsl::Interval exact_annotation(fsl::FrameSpan f) {
+  return {(f.begin + 0.5) / kFps + 0.025, (f.end + 0.5) / kFps - 0.025};
+}
+
+fsl::DetectFile write_file(const fsl::test::TempDir& dir, const std::string& name,
+                           const std::vector<float>& x, std::vector<fsl::Interval> pos) {
+  fsl::DetectFile f;
+  f.name = name;
+  f.feature_path = (dir / (name + "_logmel.npy")).string();
+  fsl::npy_write(f.feature_path, x.data(), {x.size() / kMels, size_t(kMels)});
+  f.pos = std::move(pos);
+  return f;
+}
+
+// Embedding = mean over time of each window: prototypes are computable by hand.
+struct MeanOverTime : fsl::Embedder {
+  int dim() const override { return kMels; }
+  void embed(const float* w, int B, int T, int M, float* out) override {
+    for (int b = 0; b < B; ++b)
+      for (int m = 0; m < M; ++m) {
+        double s = 0;
+        for (int t = 0; t < T; ++t) s += w[(size_t(b) * T + t) * M + m];
+        out[size_t(b) * M + m] = float(s / T);
+      }
+  }
+};
+
+}  // namespace
+
+TEST(Detect, AdaptiveSegmentAtEveryBoundary) {
+  struct Case {
+    long max_len;
+    int seg, hop;
+  } cases[] = {{1, 8, 2},     {7, 8, 2},     {8, 8, 2},      {29, 29, 9},   {30, 15, 5},
+               {59, 29, 9},   {60, 15, 5},   {61, 15, 5},    {499, 124, 41}, {500, 62, 20},
+               {1000, 125, 41}};
+  for (const auto& c : cases) {
+    auto plan = fsl::adaptive_segment(c.max_len, 30, 3);
+    EXPECT_EQ(plan.seg, c.seg) << "max_len " << c.max_len;
+    EXPECT_EQ(plan.hop, c.hop) << "max_len " << c.max_len;
+  }
+  EXPECT_EQ(fsl::adaptive_segment(20, 30, 100).hop, 1);  // never a zero hop
+}
+
+TEST(Detect, ShotFramesWidenByMarginsAndClamp) {
+  auto f = fsl::shot_frames({{1.0, 2.0}, {0.01, 0.02}, {99, 100}}, kFps, 500);
+  EXPECT_EQ(f[0].begin, long(std::floor(0.975 * kFps)));
+  EXPECT_EQ(f[0].end, long(std::floor(2.025 * kFps)));
+  EXPECT_EQ(f[1].begin, 0);
+  EXPECT_EQ(f[2].begin, 500);  // past the end: empty, reported by the detectors
+  EXPECT_EQ(f[2].length(), 0);
+}
+
+TEST(Detect, ShotWindowsEndAlignedAndTiled) {
+  EXPECT_EQ(fsl::shot_window_starts({10, 30}, 8, 2),
+            (std::vector<long>{10, 12, 14, 16, 18, 20, 22}));
+  EXPECT_EQ(fsl::shot_window_starts({10, 31}, 8, 3), (std::vector<long>{10, 13, 16, 19, 22, 23}));
+  EXPECT_EQ(fsl::shot_window_starts({10, 15}, 8, 2), (std::vector<long>{10}));
+}
+
+TEST(Detect, OnsetsFromRunsOfWindows) {
+  fsl::FileScores s;
+  s.name = "a.wav";
+  s.start_s = 10;
+  s.step_s = 0.1;
+  s.extent_s = 0.3;
+  s.duration_s = 11.0;
+  s.p = {0.1f, 0.9f, 0.7f, 0.2f, 0.5f, 0.6f, 0.9f, 0.99f};
+  fsl::PostProcess none{0, 0, 0};
+  auto ev = fsl::decide_events(s, 0.5, none);  // strictly above: 0.5 itself is not positive
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_NEAR(ev[0].onset, 10.1, 1e-12);  // window 1
+  EXPECT_NEAR(ev[0].offset, 10.2 + 0.3, 1e-12);  // window 2 + its length
+  EXPECT_NEAR(ev[1].onset, 10.5, 1e-12);
+  EXPECT_NEAR(ev[1].offset, 11.0, 1e-12);  // 10.7 + 0.3 = 11.0 = duration
+  s.duration_s = 10.9;
+  EXPECT_NEAR(fsl::decide_events(s, 0.5, none)[1].offset, 10.9, 1e-12);  // clipped
+}
+
+TEST(Detect, PostProcessingMinLengthAndMerge) {
+  fsl::FileScores s;
+  s.name = "a.wav";
+  s.step_s = 0.01;
+  s.extent_s = 0.01;
+  s.duration_s = 100;
+  s.shortest_shot_s = 0.5;
+  // runs (in steps): [0,10) 0.10 s, [15,45) 0.30 s, [50,60) 0.10 s, [200,220) 0.20 s
+  s.p.assign(300, 0.f);
+  for (auto [a, b] : {std::pair{0, 10}, {15, 45}, {50, 60}, {200, 220}})
+    for (int i = a; i < b; ++i) s.p[i] = 1.f;
+  auto ev = fsl::decide_events(s, 0.5, {0.3, 0.05, 0});  // min 0.15 s
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_NEAR(ev[0].onset, 0.15, 1e-9);
+  EXPECT_NEAR(ev[1].onset, 2.00, 1e-9);
+  ev = fsl::decide_events(s, 0.5, {0.1, 0.25, 0});  // absolute minimum dominates: 0.25 s
+  ASSERT_EQ(ev.size(), 1u);
+  ev = fsl::decide_events(s, 0.5, {0.0, 0.0, 0.06});  // gaps 0.05 merge, 1.4 s does not
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_NEAR(ev[0].onset, 0.0, 1e-9);
+  EXPECT_NEAR(ev[0].offset, 0.60, 1e-9);
+  s.min_run_s = 0.25;  // the method's own minimum (the floor's half shortest shot)
+  EXPECT_EQ(fsl::decide_events(s, 0.5, {0.0, 0.0, 0}).size(), 1u);
+}
+
+TEST(Detect, PredictionsSortedAndCsvHeader) {
+  fsl::FileScores a, b;
+  a.name = "b.wav";
+  b.name = "a.wav";
+  for (auto* s : {&a, &b}) {
+    s->step_s = s->extent_s = 1;
+    s->duration_s = 10;
+    s->p = {1, 0, 1, 0};
+  }
+  auto preds = fsl::predictions_at({a, b}, 0.5, {0, 0, 0});
+  ASSERT_EQ(preds.size(), 4u);
+  EXPECT_EQ(preds[0].file, "a.wav");
+  EXPECT_EQ(preds[1].onset, 2.0);
+  EXPECT_EQ(fsl::predictions_csv(preds).substr(0, 55),
+            "Audiofilename,Starttime,Endtime\na.wav,0.000,1.000\na.wav");
+  EXPECT_EQ(fsl::threshold_name(0.05 * 3), "0.15");
+  auto t = fsl::sweep_thresholds();
+  ASSERT_EQ(t.size(), 20u);
+  EXPECT_NEAR(t.back(), 0.95, 1e-12);
+}
+
+TEST(Detect, MovingAverageCentred) {
+  std::vector<float> x = {0, 0, 3, 0, 0};
+  auto y = fsl::moving_average(x, 3);
+  EXPECT_FLOAT_EQ(y[0], 0.f);
+  EXPECT_FLOAT_EQ(y[1], 1.f);
+  EXPECT_FLOAT_EQ(y[2], 1.f);
+  EXPECT_FLOAT_EQ(y[3], 1.f);
+  EXPECT_FLOAT_EQ(y[4], 0.f);
+  EXPECT_FLOAT_EQ(fsl::moving_average({2, 4}, 3)[0], 3.f);  // clipped window at the ends
+}
+
+namespace {
+// Bumps of 20 frames; the first 5 are the shots, the 4 later ones must be found.
+const std::vector<fsl::FrameSpan> kShots = {{100, 120}, {300, 320}, {500, 520}, {700, 720},
+                                            {900, 920}};
+const std::vector<fsl::FrameSpan> kLater = {{1200, 1220}, {1500, 1520}, {1800, 1820},
+                                            {2100, 2120}};
+
+std::vector<fsl::FrameSpan> all_bumps() {
+  auto b = kShots;
+  b.insert(b.end(), kLater.begin(), kLater.end());
+  return b;
+}
+}  // namespace
+
+TEST(Detect, FloorFindsTheLaterBumps) {
+  fsl::test::TempDir dir;
+  auto x = bump_matrix(2500, all_bumps(), 5.f, 0.2f);
+  std::vector<fsl::Interval> pos;
+  for (auto s : kShots) pos.push_back({s.begin / kFps, s.end / kFps});  // margins widen these
+  auto f = write_file(dir, "floor", x, pos);
+  auto cfg = test_config();
+  auto r = fsl::detect_frame_prototype(f, cfg);
+  ASSERT_TRUE(r.warning.empty()) << r.warning;
+  EXPECT_NEAR(r.scores.start_s, std::floor((920 / kFps + 0.025) * kFps) / kFps, 1e-9);
+  auto ev = fsl::decide_events(r.scores, 0.5, fsl::PostProcess::from(cfg.eval));
+  ASSERT_EQ(ev.size(), kLater.size());
+  for (size_t i = 0; i < ev.size(); ++i) {
+    EXPECT_NEAR(ev[i].onset * kFps, kLater[i].begin, 2.0) << "event " << i;
+    EXPECT_NEAR(ev[i].offset * kFps, kLater[i].end, 2.0) << "event " << i;
+  }
+}
+
+TEST(Detect, EmbedderPathMatchesHandComputedProbabilities) {
+  // Shots whose widened frames are exactly the bumps: the positive prototype is the bump
+  // (1,1,1,1,0,0,0,0), the negative the background 0. A query window with a fraction f of bump
+  // frames embeds to f * bump, so d_pos = 4 (1-f)^2, d_neg = 4 f^2, p = 1 / (1 + exp(4 (1 - 2f))).
+  fsl::test::TempDir dir;
+  auto x = bump_matrix(2500, all_bumps(), 1.f, 0.f);
+  std::vector<fsl::Interval> pos;
+  for (auto s : kShots) pos.push_back(exact_annotation(s));
+  auto f = write_file(dir, "emb", x, pos);
+  auto cfg = test_config();
+  MeanOverTime embedder;
+  auto r = fsl::detect_with_embedder(f, cfg, embedder, 0);
+  ASSERT_TRUE(r.warning.empty()) << r.warning;
+  const int seg = 20, hop = 6;  // max_len 20 < 30 -> seg 20, hop 20 / 3
+  const long q0 = 920, n = 2500;
+  EXPECT_NEAR(r.scores.start_s, q0 / kFps, 1e-9);
+  EXPECT_NEAR(r.scores.step_s, hop * 256.0 / 22050.0, 1e-12);
+  EXPECT_NEAR(r.scores.extent_s, seg * 256.0 / 22050.0, 1e-12);
+  const long n_query = (n - q0 - seg + hop - 1) / hop + 1;
+  ASSERT_EQ(long(r.scores.p.size()), n_query);
+  for (long w = 0; w < n_query; ++w) {
+    long bump_frames = 0;
+    for (long t = q0 + w * hop; t < q0 + w * hop + seg; ++t) {
+      long row = std::min(t, n - 1);
+      for (auto b : kLater) bump_frames += (row >= b.begin && row < b.end);
+    }
+    double frac = double(bump_frames) / seg;
+    double expect = 1.0 / (1.0 + std::exp(4.0 * (1.0 - 2.0 * frac)));
+    ASSERT_NEAR(r.scores.p[w], expect, 1e-5) << "window " << w;
+  }
+  // Windows with more than half their frames in a bump are the events.
+  auto ev = fsl::decide_events(r.scores, 0.5, {0, 0, 0});
+  ASSERT_EQ(ev.size(), kLater.size());
+}
+
+TEST(Detect, NegativePrototypeUsesOnlyBackgroundBeforeTheLastShot) {
+  // Background before the last shot is 0, after it 0.5 on bins 4..7: a negative prototype that
+  // looked past the last shot (or at the shots) would move the hand-computed p.
+  fsl::test::TempDir dir;
+  auto x = bump_matrix(1500, kShots, 1.f, 0.f);
+  for (long t = 920; t < 1500; ++t)
+    for (int m = 4; m < 8; ++m) x[size_t(t) * kMels + m] = 0.5f;
+  std::vector<fsl::Interval> pos;
+  for (auto s : kShots) pos.push_back(exact_annotation(s));
+  auto f = write_file(dir, "neg", x, pos);
+  MeanOverTime embedder;
+  auto r = fsl::detect_with_embedder(f, test_config(), embedder, 3);
+  ASSERT_FALSE(r.scores.p.empty());
+  // query = (0,0,0,0,.5,.5,.5,.5): d_pos = 4 + 1, d_neg = 1
+  EXPECT_NEAR(r.scores.p[0], 1.0 / (1.0 + std::exp(4.0)), 1e-6);
+}
+
+TEST(Detect, FilesWithoutBackgroundOrTailOrShotsGetNoPredictions) {
+  fsl::test::TempDir dir;
+  auto cfg = test_config();
+  MeanOverTime embedder;
+  // Shots covering every frame before the 5th shot's end.
+  auto x = bump_matrix(1000, {{0, 500}}, 1.f, 0.f);
+  std::vector<fsl::Interval> cover;
+  for (int i = 0; i < 5; ++i) cover.push_back({i * 1.0, (i + 1) * 1.0});
+  auto f = write_file(dir, "cover", x, cover);
+  for (auto r : {fsl::detect_frame_prototype(f, cfg), fsl::detect_with_embedder(f, cfg, embedder, 0)}) {
+    EXPECT_NE(r.warning.find("cover"), std::string::npos);
+    EXPECT_NE(r.warning.find("no background"), std::string::npos);
+    EXPECT_TRUE(r.scores.p.empty());
+    EXPECT_FALSE(r.skipped);
+  }
+  // The 5th shot ends at the end of the audio.
+  std::vector<fsl::Interval> late = {{1, 1.1}, {2, 2.1}, {3, 3.1}, {4, 4.1}, {11.5, 12.0}};
+  auto g = write_file(dir, "late", x, late);  // 1000 frames = 11.6 s
+  for (auto r : {fsl::detect_frame_prototype(g, cfg), fsl::detect_with_embedder(g, cfg, embedder, 0)}) {
+    EXPECT_NE(r.warning.find("late"), std::string::npos);
+    EXPECT_NE(r.warning.find("no audio after"), std::string::npos);
+    EXPECT_TRUE(r.scores.p.empty());
+  }
+  // Four POS only: skipped.
+  auto h = write_file(dir, "four", x, {{1, 1.1}, {2, 2.1}, {3, 3.1}, {4, 4.1}});
+  auto r = fsl::detect_frame_prototype(h, cfg);
+  EXPECT_TRUE(r.skipped);
+  EXPECT_NE(r.warning.find("four"), std::string::npos);
+  // A missing feature file is an Error naming it.
+  h.feature_path = (dir / "missing_logmel.npy").string();
+  try {
+    fsl::detect_frame_prototype(h, cfg);
+    FAIL() << "no error";
+  } catch (const fsl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing_logmel.npy"), std::string::npos);
+  }
+}
+
+TEST(Detect, FloorProbabilitiesAreFiniteOnConstantFeatures) {
+  // Every bin constant: z-scores are 0 everywhere (std 0 handled), p = 0.5, never NaN.
+  fsl::test::TempDir dir;
+  std::vector<float> x(size_t(1200) * kMels, -3.f);
+  std::vector<fsl::Interval> pos;
+  for (auto s : kShots) pos.push_back({s.begin / kFps, s.end / kFps});
+  auto r = fsl::detect_frame_prototype(write_file(dir, "flat", x, pos), test_config());
+  ASSERT_FALSE(r.scores.p.empty());
+  for (float p : r.scores.p) ASSERT_FLOAT_EQ(p, 0.5f);
+}
