@@ -7,19 +7,20 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
 #include "fsl/detect.hpp"
 #include "fsl/npy.hpp"
 
 namespace fsl {
 
-std::vector<FrameSpan> shot_frames(const std::vector<Interval>& shots, double frame_rate,
+std::vector<FrameSpan> shot_frames(const std::vector<EventSpan>& shots, double frame_rate,
                                    long n_frames, double margin_s) {
   std::vector<FrameSpan> out;
   for (const auto& s : shots) {
     // floor() of both ends with the margins, as the Python system's time_2_frame.
-    long b = static_cast<long>(std::floor((s.onset - margin_s) * frame_rate));
-    long e = static_cast<long>(std::floor((s.offset + margin_s) * frame_rate));
+    long b = static_cast<long>(std::floor((s.start - margin_s) * frame_rate));
+    long e = static_cast<long>(std::floor((s.end + margin_s) * frame_rate));
     b = std::clamp(b, 0L, n_frames);
     e = std::clamp(e, 0L, n_frames);
     if (e <= b) e = std::min(b + 1, n_frames);  // a zero-length annotation still has a frame
@@ -57,8 +58,8 @@ PostProcess PostProcess::from(const EvalConfig& e) {
   return pp;
 }
 
-std::vector<Interval> decide_events(const FileScores& s, double threshold, const PostProcess& pp) {
-  std::vector<Interval> runs;
+std::vector<EventSpan> decide_events(const FileScores& s, double threshold, const PostProcess& pp) {
+  std::vector<EventSpan> runs;
   const size_t n = s.p.size();
   for (size_t i = 0; i < n;) {
     if (!(s.p[i] > threshold)) {
@@ -74,40 +75,52 @@ std::vector<Interval> decide_events(const FileScores& s, double threshold, const
   }
   const double min_len =
       std::max({pp.min_len_frac * s.shortest_shot_s, pp.min_len_s, s.min_run_s});
-  std::vector<Interval> kept;
+  std::vector<EventSpan> kept;
   for (const auto& r : runs)
-    if (r.offset - r.onset >= min_len) kept.push_back(r);
+    if (r.end - r.start >= min_len) kept.push_back(r);
   if (pp.merge_gap_s <= 0 || kept.empty()) return kept;
-  std::vector<Interval> merged{kept.front()};
+  std::vector<EventSpan> merged{kept.front()};
   for (size_t i = 1; i < kept.size(); ++i) {
-    if (kept[i].onset - merged.back().offset < pp.merge_gap_s)
-      merged.back().offset = std::max(merged.back().offset, kept[i].offset);
+    if (kept[i].start - merged.back().end < pp.merge_gap_s)
+      merged.back().end = std::max(merged.back().end, kept[i].end);
     else
       merged.push_back(kept[i]);
   }
   return merged;
 }
 
+namespace {
+// Times as the CSV writes them; predictions held in memory carry the same rounded values so
+// scoring them equals scoring the written file.
+std::string time_text(double t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", t);
+  return buf;
+}
+}  // namespace
+
 std::vector<Prediction> predictions_at(const std::vector<FileScores>& files, double threshold,
                                        const PostProcess& pp) {
   std::vector<Prediction> out;
   for (const auto& f : files)
-    for (const auto& e : decide_events(f, threshold, pp)) out.push_back({f.name, e.onset, e.offset});
+    for (const auto& e : decide_events(f, threshold, pp)) {
+      Prediction p;
+      p.file = f.name;
+      p.start_text = time_text(e.start);
+      p.start = std::strtod(p.start_text.c_str(), nullptr);
+      p.end = std::strtod(time_text(e.end).c_str(), nullptr);
+      out.push_back(std::move(p));
+    }
   std::stable_sort(out.begin(), out.end(), [](const Prediction& a, const Prediction& b) {
     if (a.file != b.file) return a.file < b.file;
-    return a.onset < b.onset;
+    return a.start < b.start;
   });
   return out;
 }
 
 std::string predictions_csv(const std::vector<Prediction>& preds) {
   std::string text = "Audiofilename,Starttime,Endtime\n";
-  char line[64];
-  for (const auto& p : preds) {
-    std::snprintf(line, sizeof line, ",%.3f,%.3f\n", p.onset, p.offset);
-    text += p.file;
-    text += line;
-  }
+  for (const auto& p : preds) text += p.file + "," + time_text(p.start) + "," + time_text(p.end) + "\n";
   return text;
 }
 

@@ -48,7 +48,7 @@ bool prepare_shots(const DetectFile& file, const Config& cfg, long n_frames,
                      std::to_string(n_shot) + " needed as shots: skipped";
     return false;
   }
-  std::vector<Interval> first(file.pos.begin(), file.pos.begin() + n_shot);
+  std::vector<EventSpan> first(file.pos.begin(), file.pos.begin() + n_shot);
   shots = shot_frames(first, cfg.features.frame_rate(), n_frames);
   for (const auto& s : shots)
     if (s.length() <= 0) {

@@ -40,12 +40,12 @@ std::vector<float> bump_matrix(long frames, const std::vector<fsl::FrameSpan>& b
 }
 
 // Annotation whose margin-widened frames are exactly [b, e): floor((on - 25 ms) * fps) = b.
-fsl::Interval exact_annotation(fsl::FrameSpan f) {
+fsl::EventSpan exact_annotation(fsl::FrameSpan f) {
   return {(f.begin + 0.5) / kFps + 0.025, (f.end + 0.5) / kFps - 0.025};
 }
 
 fsl::DetectFile write_file(const fsl::test::TempDir& dir, const std::string& name,
-                           const std::vector<float>& x, std::vector<fsl::Interval> pos) {
+                           const std::vector<float>& x, std::vector<fsl::EventSpan> pos) {
   fsl::DetectFile f;
   f.name = name;
   f.feature_path = (dir / (name + "_logmel.npy")).string();
@@ -111,12 +111,12 @@ TEST(Detect, OnsetsFromRunsOfWindows) {
   fsl::PostProcess none{0, 0, 0};
   auto ev = fsl::decide_events(s, 0.5, none);  // strictly above: 0.5 itself is not positive
   ASSERT_EQ(ev.size(), 2u);
-  EXPECT_NEAR(ev[0].onset, 10.1, 1e-12);  // window 1
-  EXPECT_NEAR(ev[0].offset, 10.2 + 0.3, 1e-12);  // window 2 + its length
-  EXPECT_NEAR(ev[1].onset, 10.5, 1e-12);
-  EXPECT_NEAR(ev[1].offset, 11.0, 1e-12);  // 10.7 + 0.3 = 11.0 = duration
+  EXPECT_NEAR(ev[0].start, 10.1, 1e-12);  // window 1
+  EXPECT_NEAR(ev[0].end, 10.2 + 0.3, 1e-12);  // window 2 + its length
+  EXPECT_NEAR(ev[1].start, 10.5, 1e-12);
+  EXPECT_NEAR(ev[1].end, 11.0, 1e-12);  // 10.7 + 0.3 = 11.0 = duration
   s.duration_s = 10.9;
-  EXPECT_NEAR(fsl::decide_events(s, 0.5, none)[1].offset, 10.9, 1e-12);  // clipped
+  EXPECT_NEAR(fsl::decide_events(s, 0.5, none)[1].end, 10.9, 1e-12);  // clipped
 }
 
 TEST(Detect, PostProcessingMinLengthAndMerge) {
@@ -132,14 +132,14 @@ TEST(Detect, PostProcessingMinLengthAndMerge) {
     for (int i = a; i < b; ++i) s.p[i] = 1.f;
   auto ev = fsl::decide_events(s, 0.5, {0.3, 0.05, 0});  // min 0.15 s
   ASSERT_EQ(ev.size(), 2u);
-  EXPECT_NEAR(ev[0].onset, 0.15, 1e-9);
-  EXPECT_NEAR(ev[1].onset, 2.00, 1e-9);
+  EXPECT_NEAR(ev[0].start, 0.15, 1e-9);
+  EXPECT_NEAR(ev[1].start, 2.00, 1e-9);
   ev = fsl::decide_events(s, 0.5, {0.1, 0.25, 0});  // absolute minimum dominates: 0.25 s
   ASSERT_EQ(ev.size(), 1u);
   ev = fsl::decide_events(s, 0.5, {0.0, 0.0, 0.06});  // gaps 0.05 merge, 1.4 s does not
   ASSERT_EQ(ev.size(), 2u);
-  EXPECT_NEAR(ev[0].onset, 0.0, 1e-9);
-  EXPECT_NEAR(ev[0].offset, 0.60, 1e-9);
+  EXPECT_NEAR(ev[0].start, 0.0, 1e-9);
+  EXPECT_NEAR(ev[0].end, 0.60, 1e-9);
   s.min_run_s = 0.25;  // the method's own minimum (the floor's half shortest shot)
   EXPECT_EQ(fsl::decide_events(s, 0.5, {0.0, 0.0, 0}).size(), 1u);
 }
@@ -156,7 +156,7 @@ TEST(Detect, PredictionsSortedAndCsvHeader) {
   auto preds = fsl::predictions_at({a, b}, 0.5, {0, 0, 0});
   ASSERT_EQ(preds.size(), 4u);
   EXPECT_EQ(preds[0].file, "a.wav");
-  EXPECT_EQ(preds[1].onset, 2.0);
+  EXPECT_EQ(preds[1].start, 2.0);
   EXPECT_EQ(fsl::predictions_csv(preds).substr(0, 55),
             "Audiofilename,Starttime,Endtime\na.wav,0.000,1.000\na.wav");
   EXPECT_EQ(fsl::threshold_name(0.05 * 3), "0.15");
@@ -193,7 +193,7 @@ std::vector<fsl::FrameSpan> all_bumps() {
 TEST(Detect, FloorFindsTheLaterBumps) {
   fsl::test::TempDir dir;
   auto x = bump_matrix(2500, all_bumps(), 5.f, 0.2f);
-  std::vector<fsl::Interval> pos;
+  std::vector<fsl::EventSpan> pos;
   for (auto s : kShots) pos.push_back({s.begin / kFps, s.end / kFps});  // margins widen these
   auto f = write_file(dir, "floor", x, pos);
   auto cfg = test_config();
@@ -203,8 +203,8 @@ TEST(Detect, FloorFindsTheLaterBumps) {
   auto ev = fsl::decide_events(r.scores, 0.5, fsl::PostProcess::from(cfg.eval));
   ASSERT_EQ(ev.size(), kLater.size());
   for (size_t i = 0; i < ev.size(); ++i) {
-    EXPECT_NEAR(ev[i].onset * kFps, kLater[i].begin, 2.0) << "event " << i;
-    EXPECT_NEAR(ev[i].offset * kFps, kLater[i].end, 2.0) << "event " << i;
+    EXPECT_NEAR(ev[i].start * kFps, kLater[i].begin, 2.0) << "event " << i;
+    EXPECT_NEAR(ev[i].end * kFps, kLater[i].end, 2.0) << "event " << i;
   }
 }
 
@@ -214,7 +214,7 @@ TEST(Detect, EmbedderPathMatchesHandComputedProbabilities) {
   // frames embeds to f * bump, so d_pos = 4 (1-f)^2, d_neg = 4 f^2, p = 1 / (1 + exp(4 (1 - 2f))).
   fsl::test::TempDir dir;
   auto x = bump_matrix(2500, all_bumps(), 1.f, 0.f);
-  std::vector<fsl::Interval> pos;
+  std::vector<fsl::EventSpan> pos;
   for (auto s : kShots) pos.push_back(exact_annotation(s));
   auto f = write_file(dir, "emb", x, pos);
   auto cfg = test_config();
@@ -250,7 +250,7 @@ TEST(Detect, NegativePrototypeUsesOnlyBackgroundBeforeTheLastShot) {
   auto x = bump_matrix(1500, kShots, 1.f, 0.f);
   for (long t = 920; t < 1500; ++t)
     for (int m = 4; m < 8; ++m) x[size_t(t) * kMels + m] = 0.5f;
-  std::vector<fsl::Interval> pos;
+  std::vector<fsl::EventSpan> pos;
   for (auto s : kShots) pos.push_back(exact_annotation(s));
   auto f = write_file(dir, "neg", x, pos);
   MeanOverTime embedder;
@@ -266,7 +266,7 @@ TEST(Detect, FilesWithoutBackgroundOrTailOrShotsGetNoPredictions) {
   MeanOverTime embedder;
   // Shots covering every frame before the 5th shot's end.
   auto x = bump_matrix(1000, {{0, 500}}, 1.f, 0.f);
-  std::vector<fsl::Interval> cover;
+  std::vector<fsl::EventSpan> cover;
   for (int i = 0; i < 5; ++i) cover.push_back({i * 1.0, (i + 1) * 1.0});
   auto f = write_file(dir, "cover", x, cover);
   for (auto r : {fsl::detect_frame_prototype(f, cfg), fsl::detect_with_embedder(f, cfg, embedder, 0)}) {
@@ -276,7 +276,7 @@ TEST(Detect, FilesWithoutBackgroundOrTailOrShotsGetNoPredictions) {
     EXPECT_FALSE(r.skipped);
   }
   // The 5th shot ends at the end of the audio.
-  std::vector<fsl::Interval> late = {{1, 1.1}, {2, 2.1}, {3, 3.1}, {4, 4.1}, {11.5, 12.0}};
+  std::vector<fsl::EventSpan> late = {{1, 1.1}, {2, 2.1}, {3, 3.1}, {4, 4.1}, {11.5, 12.0}};
   auto g = write_file(dir, "late", x, late);  // 1000 frames = 11.6 s
   for (auto r : {fsl::detect_frame_prototype(g, cfg), fsl::detect_with_embedder(g, cfg, embedder, 0)}) {
     EXPECT_NE(r.warning.find("late"), std::string::npos);
@@ -302,7 +302,7 @@ TEST(Detect, FloorProbabilitiesAreFiniteOnConstantFeatures) {
   // Every bin constant: z-scores are 0 everywhere (std 0 handled), p = 0.5, never NaN.
   fsl::test::TempDir dir;
   std::vector<float> x(size_t(1200) * kMels, -3.f);
-  std::vector<fsl::Interval> pos;
+  std::vector<fsl::EventSpan> pos;
   for (auto s : kShots) pos.push_back({s.begin / kFps, s.end / kFps});
   auto r = fsl::detect_frame_prototype(write_file(dir, "flat", x, pos), test_config());
   ASSERT_FALSE(r.scores.p.empty());

@@ -10,19 +10,20 @@
 #include <string>
 #include <vector>
 
+#include "fsl/annotations.hpp"
 #include "fsl/config.hpp"
+#include "fsl/metric.hpp"
 
 namespace fsl {
 
-struct Interval {
-  double onset = 0, offset = 0;  // seconds
-};
+// An event in seconds [start, end]: the annotations' type, reused for detected events.
+using EventSpan = AnnotatedEvent;
 
 // What the detector needs to know about one file.
 struct DetectFile {
   std::string name;          // Audiofilename written to the output CSV
   std::string feature_path;  // (frames, n_mels) float32 .npy
-  std::vector<Interval> pos; // POS rows in CSV order (the first n_shot are the shots)
+  std::vector<EventSpan> pos; // POS rows in CSV order (the first n_shot are the shots)
 };
 
 // A shot in frames, [begin, end), with the 25 ms margins (floor of time * frame rate, as the
@@ -31,7 +32,7 @@ struct FrameSpan {
   long begin = 0, end = 0;
   long length() const { return end - begin; }
 };
-std::vector<FrameSpan> shot_frames(const std::vector<Interval>& shots, double frame_rate,
+std::vector<FrameSpan> shot_frames(const std::vector<EventSpan>& shots, double frame_rate,
                                    long n_frames, double margin_s = 0.025);
 
 // Adaptive segment length (frames) from the longest shot, and the query hop.
@@ -94,14 +95,10 @@ struct PostProcess {
 // Runs of p > threshold become events [start + first*step, start + last*step + extent], clipped
 // to the file; events shorter than max(min_len_frac * shortest shot, min_len_s, min_run_s) are
 // dropped, then events separated by less than merge_gap_s are merged.
-std::vector<Interval> decide_events(const FileScores& s, double threshold, const PostProcess& pp);
+std::vector<EventSpan> decide_events(const FileScores& s, double threshold, const PostProcess& pp);
 
-struct Prediction {
-  std::string file;
-  double onset = 0, offset = 0;
-};
-
-// Every file's events at one threshold, sorted by file then onset.
+// Every file's events at one threshold (the metric's Prediction, start_text = the CSV's text),
+// sorted by file then onset.
 std::vector<Prediction> predictions_at(const std::vector<FileScores>& files, double threshold,
                                        const PostProcess& pp);
 
