@@ -1,0 +1,76 @@
+// Per-element math of the encoder's ops, shared by the CPU reference (src/ops_*.cpp) and the CUDA
+// backend: activations and their derivatives, sigmoid, the dropout keep decision, BN normalise,
+// one Adam element. Templated on the scalar so the double-precision gradient checks use the
+// very same formulas.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#ifndef FSL_HD
+#ifdef __CUDACC__
+#define FSL_HD __host__ __device__
+#else
+#define FSL_HD
+#endif
+#endif
+
+namespace fsl::om {
+
+constexpr double kLeakySlope = 0.1;  // nn.LeakyReLU(0.1) of the baseline
+
+template <typename T>
+FSL_HD inline T leaky_relu(T x) {
+  return x > T(0) ? x : T(kLeakySlope) * x;
+}
+// Derivative from the OUTPUT: the slope is positive, so y > 0 exactly when x > 0 (PyTorch uses
+// x > 0 ? 1 : slope, which gives the same value at x == 0).
+template <typename T>
+FSL_HD inline T leaky_relu_grad_from_output(T y) {
+  return y > T(0) ? T(1) : T(kLeakySlope);
+}
+template <typename T>
+FSL_HD inline T relu(T x) {
+  return x > T(0) ? x : T(0);
+}
+template <typename T>
+FSL_HD inline T relu_grad_from_output(T y) {
+  return y > T(0) ? T(1) : T(0);
+}
+
+template <typename T>
+FSL_HD inline T sigmoid(T x) {
+  return T(1) / (T(1) + exp(-x));
+}
+
+// BN: (x - mean) * invstd * gamma + beta, invstd = 1 / sqrt(var + eps).
+template <typename T>
+FSL_HD inline T bn_normalise(T x, T mean, T invstd, T gamma, T beta) {
+  return (x - mean) * invstd * gamma + beta;
+}
+
+// Dropout keep decision for element `index` of a draw seeded with `seed`: a counter-based hash
+// (splitmix64 finaliser), so any backend, any thread order, gives the same mask.
+FSL_HD inline uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+FSL_HD inline bool dropout_keep(uint64_t seed, uint64_t index, float p) {
+  uint64_t h = mix64(seed ^ mix64(index));
+  float u = float(h >> 40) * (1.0f / 16777216.0f);  // 24 random bits -> [0, 1)
+  return u >= p;
+}
+
+// One Adam element, PyTorch semantics (torch.optim.Adam, no weight decay, no amsgrad):
+// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / bc1) / (sqrt(v / bc2) + eps),
+// with bc1 = 1 - b1^t, bc2 = 1 - b2^t (eps added outside the square root).
+FSL_HD inline void adam_update(float& p, float g, float& m, float& v, float lr, float beta1,
+                               float beta2, float eps, float bc1, float bc2) {
+  m = beta1 * m + (1.0f - beta1) * g;
+  v = beta2 * v + (1.0f - beta2) * g * g;
+  float denom = sqrtf(v) / sqrtf(bc2) + eps;
+  p -= lr / bc1 * m / denom;
+}
+
+}  // namespace fsl::om
