@@ -161,7 +161,9 @@ void release_rows(const NpyMap& map, size_t row_begin, size_t row_end) {
   const size_t cols = map.cols();
   uintptr_t a = reinterpret_cast<uintptr_t>(map.data() + row_begin * cols);
   uintptr_t b = reinterpret_cast<uintptr_t>(map.data() + row_end * cols);
-  a = (a + page - 1) / page * page;  // only whole pages inside the range
+  // The page holding row_begin goes too (its earlier rows were released before: callers stream
+  // forward); the page holding row_end stays, rows after it are still to be read.
+  a = a / page * page;
   b = b / page * page;
   // Read-only file pages: dropping them only means a later read faults them in again.
   if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);

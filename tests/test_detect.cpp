@@ -308,3 +308,71 @@ TEST(Detect, FloorProbabilitiesAreFiniteOnConstantFeatures) {
   ASSERT_FALSE(r.scores.p.empty());
   for (float p : r.scores.p) ASSERT_FLOAT_EQ(p, 0.5f);
 }
+
+namespace {
+long status_kb(const char* key) {  // a "VmXXX:  N kB" line of /proc/self/status
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::string(key).size() + 1));
+  return -1;
+}
+
+// Writes a 10-hour (frames, kMels) matrix chunk by chunk (never whole in memory): bumps every
+// 10000 frames after the shots.
+void write_long_matrix(const std::string& path, long frames) {
+  std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(frames) +
+                  ", " + std::to_string(kMels) + "), }";
+  h.append((64 - (10 + h.size() + 1) % 64) % 64, ' ');
+  h += '\n';
+  std::ofstream out(path, std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  char len[2] = {char(h.size() & 0xff), char(h.size() >> 8)};
+  out.write(len, 2);
+  out << h;
+  const long chunk = 1 << 16;
+  std::vector<float> buf;
+  for (long c0 = 0; c0 < frames; c0 += chunk) {
+    long c1 = std::min(frames, c0 + chunk);
+    buf.assign(size_t(c1 - c0) * kMels, 0.f);
+    for (long t = c0; t < c1; ++t) {
+      bool bump = (t >= 2000 && t % 10000 < 20);
+      for (auto s : kShots) bump |= (t >= s.begin && t < s.end);
+      for (int m = 0; m < 4 && bump; ++m) buf[size_t(t - c0) * kMels + m] = 1.f;
+    }
+    out.write(reinterpret_cast<const char*>(buf.data()), buf.size() * sizeof(float));
+  }
+  ASSERT_TRUE(out.good());
+}
+}  // namespace
+
+TEST(Detect, TenHourFileStreamsInBoundedMemory) {
+  fsl::test::TempDir dir;
+  const long frames = 3100000;  // 10 h at 86.13 frames/s; 99 MB of features
+  fsl::DetectFile f;
+  f.name = "long.wav";
+  f.feature_path = (dir / "long_logmel.npy").string();
+  write_long_matrix(f.feature_path, frames);
+  for (auto s : kShots) f.pos.push_back(exact_annotation(s));
+  auto cfg = test_config();
+  cfg.eval.batch_size = 256;
+  MeanOverTime embedder;
+  bool can_reset_peak = static_cast<bool>(std::ofstream("/proc/self/clear_refs") << "5");
+  if (!can_reset_peak) GTEST_SKIP() << "cannot reset the peak RSS (/proc/self/clear_refs)";
+  for (int method = 1; method >= 0; --method) {
+    std::ofstream("/proc/self/clear_refs") << "5";  // peak RSS := current RSS
+    long before = status_kb("VmRSS:");
+    auto r = method == 0 ? fsl::detect_frame_prototype(f, cfg)
+                         : fsl::detect_with_embedder(f, cfg, embedder, 0);
+    long peak = status_kb("VmHWM:");
+    ASSERT_TRUE(r.warning.empty()) << r.warning;
+    // The floor keeps p and its smoothed copy (2 x 12.4 MB); the encoder path one p per hop.
+    // Mapping the features without releasing them would add their 99 MB.
+    const long budget_kb = method == 0 ? 32 * 1024 : 8 * 1024;
+    EXPECT_LT(peak - before, budget_kb) << (method == 0 ? "floor" : "embedder") << " grew "
+                                        << (peak - before) / 1024 << " MB";
+    auto ev = fsl::decide_events(r.scores, 0.5, {0, 0, 0});
+    // Later bumps at every multiple of 10000 frames from 10000 to 3090000.
+    EXPECT_EQ(long(ev.size()), (frames - 1) / 10000) << (method == 0 ? "floor" : "embedder");
+  }
+}
