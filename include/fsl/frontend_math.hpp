@@ -72,9 +72,15 @@ struct PcenParams {
 };
 
 FSL_HD inline float pcen_value(float e, float m, const PcenParams& p) {
-  const float agc = expf(-p.gain * (logf(p.eps) + log1pf(m / p.eps)));
+  const float agc = expf(-p.gain * logf(p.eps + m));  // = (eps + m)^-gain
   if (p.power == 0.0f) return log1pf(e * agc);
   if (p.bias == 0.0f) return expf(p.power * (logf(e) + logf(agc)));
+  if (p.power == 0.5f) {
+    // The default: bias^0.5 * (sqrt(1 + z) - 1), written z / (sqrt(1 + z) + 1) to stay exact
+    // for small z; one sqrt instead of log1p + expm1.
+    const float z = e * agc / p.bias;
+    return sqrtf(p.bias) * z / (sqrtf(1.0f + z) + 1.0f);
+  }
   return powf(p.bias, p.power) * expm1f(p.power * log1pf(e * agc / p.bias));
 }
 
