@@ -174,8 +174,8 @@ long check_features(const Config& c, const std::string& split) {
             fail("shape is not (frames, ", params.n_mels, ")");
           // Frames expected from the audio header: 1 + resampled length / hop.
           const AudioInfo info = audio_info(a.string());
-          const auto resampled = static_cast<size_t>(
-              std::ceil(double(info.frames) * params.sr / info.sample_rate));
+          const auto resampled =
+              static_cast<size_t>(std::ceil(double(info.frames) * params.sr / info.sample_rate));
           if (m.rows() != 1 + resampled / size_t(params.hop))
             fail(m.rows(), " frames, the audio gives ", 1 + resampled / size_t(params.hop));
         } catch (const Error& e) {

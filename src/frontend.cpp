@@ -19,7 +19,7 @@ std::mutex& fftw_planner_mutex() {
   return mu;
 }
 
-constexpr int kBlockFrames = 64;  // frames transformed and projected per FFTW/sgemm call
+constexpr int kBlockFrames = 64;  // frames per batched FFTW call
 
 template <typename T>
 struct FftwFree {
@@ -98,8 +98,8 @@ struct Frontend::Impl {
 
 Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl>()) {
   if (p.n_fft < 2 || p.n_fft % 2 || p.hop <= 0 || p.n_mels <= 0 || p.sr <= 0)
-    fail("front end: invalid parameters (n_fft ", p.n_fft, ", hop ", p.hop, ", n_mels ",
-         p.n_mels, ")");
+    fail("front end: invalid parameters (n_fft ", p.n_fft, ", hop ", p.hop, ", n_mels ", p.n_mels,
+         ")");
   Impl& s = *impl_;
   s.nb = p.n_bins();
   s.window.resize(p.n_fft);
@@ -122,8 +122,8 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
   int n = p.n_fft;
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   // FFTW_ESTIMATE: deterministic plan choice, so features are bit-identical run to run.
-  s.plan = fftw_plan_many_dft_r2c(1, &n, kBlockFrames, s.frames.get(), nullptr, 1, n,
-                                   s.spec.get(), nullptr, 1, s.nb, FFTW_ESTIMATE);
+  s.plan = fftw_plan_many_dft_r2c(1, &n, kBlockFrames, s.frames.get(), nullptr, 1, n, s.spec.get(),
+                                  nullptr, 1, s.nb, FFTW_ESTIMATE);
   if (!s.plan) fail("front end: FFTW could not plan a real FFT of size ", n);
 }
 
@@ -134,8 +134,8 @@ Frontend::~Frontend() {
   }
 }
 
-std::map<std::string, std::vector<float>> Frontend::compute(
-    const float* x, size_t n, const std::vector<std::string>& types) {
+std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size_t n,
+                                                            const std::vector<std::string>& types) {
   if (n == 0) fail("front end: empty signal");
   bool want_log = false, want_pcen = false;
   for (const auto& t : types) {
@@ -156,8 +156,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(
   if (want_pcen) pcen = (out["pcen"] = std::vector<float>(n_frames * n_mels)).data();
 
   // PCEN smoother state per mel band, in double as scipy.signal.lfilter runs it.
-  const double smoother =
-      fm::pcen_smoother_coef(p_.pcen_time_constant, p_.sr, double(p_.pcen_hop));
+  const double smoother = fm::pcen_smoother_coef(p_.pcen_time_constant, p_.sr, double(p_.pcen_hop));
   std::vector<double> smooth(n_mels, fm::pcen_smoother_init());
   const fm::PcenParams pp{float(p_.pcen_gain), float(p_.pcen_bias), float(p_.pcen_power),
                           float(p_.pcen_eps)};

@@ -37,13 +37,13 @@ std::string error_of(F f) {
 }  // namespace
 
 TEST(Audio, MatchesLibrosaLoadForWavFlacOgg) {
-  for (std::string name : {"audio_stereo44100.wav", "audio_mono16000.flac", "audio_mono16000.ogg"}) {
+  for (std::string name :
+       {"audio_stereo44100.wav", "audio_mono16000.flac", "audio_mono16000.ogg"}) {
     SCOPED_TRACE(name);
     auto path = fsl::test::data_path("frontend/" + name).string();
     std::string stem = name.substr(0, name.rfind('.')), ext = name.substr(name.rfind('.') + 1);
-    auto want = fsl::npy_read(fsl::test::data_path("frontend/" + stem + "_" + ext +
-                                                   "_load22050.npy")
-                                  .string());
+    auto want = fsl::npy_read(
+        fsl::test::data_path("frontend/" + stem + "_" + ext + "_load22050.npy").string());
     auto got = fsl::load_audio(path, 22050);
     // librosa: length = ceil(n * 22050 / sr) (soxr output fixed to that length).
     auto info = fsl::audio_info(path);
@@ -60,10 +60,8 @@ TEST(Audio, ResampledLengthsFollowLibrosaConvention) {
   for (int n : {1, 2, 3, 7, 1000, 44099, 44100, 44101}) {
     std::vector<float> x(n, 0.25f);
     EXPECT_EQ(fsl::resample(x, 44100, 22050).size(), size_t(std::ceil(n * 0.5))) << n;
-    EXPECT_EQ(fsl::resample(x, 16000, 22050).size(), size_t(std::ceil(n * 22050.0 / 16000)))
-        << n;
-    EXPECT_EQ(fsl::resample(x, 48000, 22050).size(), size_t(std::ceil(n * 22050.0 / 48000)))
-        << n;
+    EXPECT_EQ(fsl::resample(x, 16000, 22050).size(), size_t(std::ceil(n * 22050.0 / 16000))) << n;
+    EXPECT_EQ(fsl::resample(x, 48000, 22050).size(), size_t(std::ceil(n * 22050.0 / 48000))) << n;
   }
 }
 
@@ -103,8 +101,7 @@ TEST(Audio, BadFilesGiveAnErrorNamingTheFile) {
 
   auto zero_len = (dir / "zero.wav").string();
   fsl::write_wav(zero_len, {}, 22050);
-  EXPECT_NE(error_of([&] { fsl::load_audio(zero_len, 22050); }).find(zero_len),
-            std::string::npos);
+  EXPECT_NE(error_of([&] { fsl::load_audio(zero_len, 22050); }).find(zero_len), std::string::npos);
 
   // A WAV cut in the middle of its header.
   auto good = (dir / "good.wav").string();

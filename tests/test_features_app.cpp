@@ -49,8 +49,7 @@ struct Dataset {
 bool has_temp_files(const fs::path& dir) {
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (name.find(".tmp") != std::string::npos || name.find("~") != std::string::npos)
-      return true;
+    if (name.find(".tmp") != std::string::npos || name.find("~") != std::string::npos) return true;
   }
   return false;
 }
@@ -130,8 +129,7 @@ TEST(FeaturesApp, CheckFindsMissingStaleAndTruncated) {
   Dataset d("logmel");
   std::string out;
   EXPECT_EQ(d.run("check " + d.config, &out), 1);
-  EXPECT_NE(out.find("missing: " + fsl::feature_path(d.train_wavs[0], "logmel")),
-            std::string::npos)
+  EXPECT_NE(out.find("missing: " + fsl::feature_path(d.train_wavs[0], "logmel")), std::string::npos)
       << out;
   ASSERT_EQ(d.run("export " + d.config, &out), 0) << out;
   out.clear();
@@ -170,7 +168,8 @@ TEST(FeaturesStats, MissingOrCorruptStatsNameTheFile) {
   } catch (const fsl::Error& e) {
     EXPECT_NE(std::string(e.what()).find(file), std::string::npos);
   }
-  fsl::write_feature_stats(dir.path.string(), {{"logmel", {-3.5, 2.25, 100}}, {"pcen", {0.1, 0.2, 7}}});
+  fsl::write_feature_stats(dir.path.string(),
+                           {{"logmel", {-3.5, 2.25, 100}}, {"pcen", {0.1, 0.2, 7}}});
   auto s = fsl::read_feature_stats(dir.path.string());
   EXPECT_EQ(s["logmel"].mean, -3.5);
   EXPECT_EQ(s["pcen"].std, 0.2);

@@ -1,4 +1,4 @@
-// The CPU front end: STFT (FFTW) -> power -> Slaney mel (OpenBLAS sgemm) -> logmel / PCEN.
+// The CPU front end: STFT (FFTW) -> power -> Slaney mel (banded projection) -> logmel / PCEN.
 // Matches librosa.feature.melspectrogram (+ log, + librosa.pcen) with periodic Hann, centred
 // frames and power 2. Output of every type: (frames, n_mels) float32, row-major.
 #pragma once
