@@ -7,6 +7,7 @@
 // with the file's length (only p, one float per query step, is kept).
 #pragma once
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,27 @@ struct Embedder {
   virtual ~Embedder() = default;
   virtual int dim() const = 0;
   virtual void embed(const float* windows, int B, int T, int M, float* out) = 0;
+};
+
+// The encoder (eval mode) as an Embedder; input normalised with the training mean/std of the
+// feature type. Throws Error naming the checkpoint when it is missing or unreadable.
+template <typename T>
+class EncoderT;
+class EncoderEmbedder : public Embedder {
+ public:
+  EncoderEmbedder(const Config& cfg, const std::string& checkpoint, double mean, double std);
+  ~EncoderEmbedder() override;
+  int dim() const override;
+  void embed(const float* windows, int B, int T, int M, float* out) override;
+
+ private:
+  void build(int max_frames);
+  FeaturesConfig cfg_;
+  std::string checkpoint_;
+  int batch_;
+  float mean_, inv_std_;
+  std::unique_ptr<EncoderT<float>> encoder_;
+  std::vector<float> normalised_;
 };
 
 // Encoder path: shots -> positive prototype, unlabelled audio before the last shot's end ->

@@ -1,0 +1,142 @@
+// fsl_eval CONFIG [--checkpoint PATH] [--threshold T] [--split val|test] [overrides]
+// Few-shot detection over every annotated file of a split, then <run_dir>/eval/<T>/Eval_out.csv
+// (+ scores.json and the metric's table on the validation split) per threshold.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "fsl/annotations.hpp"
+#include "fsl/cli.hpp"
+#include "fsl/detect.hpp"
+#include "fsl/error.hpp"
+#include "fsl/features.hpp"
+#include "fsl/fileio.hpp"
+#include "fsl/metric.hpp"
+#include "fsl/npy.hpp"
+#include "fsl/progress.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The split's annotated files as detector inputs; every feature file must already exist.
+std::vector<fsl::DetectFile> detect_inputs(const fsl::Config& c, const std::string& dir,
+                                           const std::string& split, double* hours) {
+  const std::string type = c.features.types().front();
+  std::vector<fsl::DetectFile> files;
+  *hours = 0;
+  for (const auto& a : fsl::read_annotation_dir(dir)) {
+    if (!a.validation_layout)
+      fsl::fail(a.csv_path, ": not a validation-layout CSV (Audiofilename,Starttime,Endtime,Q)");
+    std::string audio =
+        a.audio_path.empty() ? fs::path(a.csv_path).replace_extension(".wav").string()
+                             : a.audio_path;
+    fsl::DetectFile f;
+    // The metric keys files by "<csv stem>.wav", whatever the audio's extension.
+    f.name = fs::path(a.csv_path).stem().string() + ".wav";
+    f.feature_path = fsl::feature_path(audio, type);
+    if (!fs::exists(f.feature_path))
+      fsl::fail(f.feature_path, ": feature file missing; run `fsl_features export CONFIG --split ",
+                split, "` first");
+    f.pos = a.pos.at(a.classes.front());
+    *hours += double(fsl::NpyMap(f.feature_path).rows()) / c.features.frame_rate() / 3600.0;
+    files.push_back(std::move(f));
+  }
+  if (files.empty()) fsl::fail(dir, ": no annotation CSV found");
+  return files;
+}
+
+std::unique_ptr<fsl::Embedder> make_embedder(const fsl::Config& c, std::string checkpoint) {
+  if (checkpoint.empty()) checkpoint = c.eval.checkpoint;
+  if (checkpoint.empty()) checkpoint = (fs::path(c.run_dir()) / "best.safetensors").string();
+  const std::string type = c.features.types().front();
+  auto stats = fsl::read_feature_stats(fsl::split_dir(c, "train"));
+  if (!stats.count(type))
+    fsl::fail(fsl::feature_stats_path(fsl::split_dir(c, "train")), ": no statistics for '", type,
+              "'; run `fsl_features export CONFIG --split train`");
+  return std::make_unique<fsl::EncoderEmbedder>(c, checkpoint, stats[type].mean, stats[type].std);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Few-shot detection on the validation or test split", "fsl_eval"};
+  fsl::ConfigArgs args;
+  std::string checkpoint, split = "val";
+  double threshold = -1;
+  fsl::add_config_args(app, args);
+  app.add_option("--checkpoint", checkpoint, "encoder checkpoint (default run_dir/best.safetensors)");
+  app.add_option("--threshold", threshold, "one fixed threshold (no sweep)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--split", split, "val (scored) or test (CSV only)")
+      ->check(CLI::IsMember({"val", "test"}));
+
+  return fsl::run_app(app, argc, argv, [&]() -> int {
+    fsl::Config c;
+    if (!fsl::load_config(args, c)) return 0;
+    const std::string dir = fsl::split_dir(c, split);
+    if (dir.empty()) fsl::fail("split '", split, "': ", split == "val" ? "path.eval_dir" : "path.test_dir", " is not set");
+    double hours = 0;
+    auto inputs = detect_inputs(c, dir, split, &hours);
+    std::unique_ptr<fsl::Embedder> embedder;
+    if (c.eval.method == "encoder") embedder = make_embedder(c, checkpoint);
+
+    std::vector<fsl::FileScores> scores;
+    long skipped = 0, silent = 0;
+    {
+      fsl::Progress progress("detect", long(inputs.size()), hours, "h audio");
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        const auto& f = inputs[i];
+        auto r = embedder ? fsl::detect_with_embedder(f, c, *embedder, int(i))
+                          : fsl::detect_frame_prototype(f, c);
+        if (!r.warning.empty()) fsl::warn(r.warning);
+        if (r.skipped) ++skipped;
+        else if (r.scores.p.empty()) ++silent;
+        if (!r.skipped) scores.push_back(std::move(r.scores));
+        progress.advance(1, double(fsl::NpyMap(f.feature_path).rows()) /
+                                c.features.frame_rate() / 3600.0);
+      }
+    }
+    std::cerr << "detect: " << inputs.size() << " files, " << skipped
+              << " skipped (fewer than " << c.train_param.n_shot << " POS), " << silent
+              << " without predictions\n";
+
+    const bool scored = split == "val";
+    std::vector<double> thresholds;
+    if (threshold >= 0) thresholds = {threshold};
+    else if (c.eval.sweep && scored) thresholds = fsl::sweep_thresholds();
+    else thresholds = {c.eval.threshold};
+    const auto pp = fsl::PostProcess::from(c.eval);
+    double best_f = -1, best_t = thresholds.front();
+    std::string best_table;
+    for (double t : thresholds) {
+      auto preds = fsl::predictions_at(scores, t, pp);
+      fs::path out = fs::path(c.run_dir()) / "eval" / fsl::threshold_name(t);
+      fs::create_directories(out);
+      fsl::atomic_write_text(out / "Eval_out.csv", fsl::predictions_csv(preds));
+      if (!scored) {
+        std::cout << "wrote " << (out / "Eval_out.csv").string() << " (" << preds.size()
+                  << " events)\n";
+        continue;
+      }
+      auto s = fsl::score_predictions(dir, preds);
+      fsl::atomic_write_text(out / "scores.json", fsl::scores_json(s));
+      auto table = fsl::format_scores_table(s);
+      if (thresholds.size() == 1) std::cout << table;
+      else std::printf("threshold %s: F %.3f%% (P %.3f%%, R %.3f%%), %zu events\n",
+                       fsl::threshold_name(t).c_str(), 100 * s.fmeasure, 100 * s.precision,
+                       100 * s.recall, preds.size());
+      if (s.fmeasure > best_f) {
+        best_f = s.fmeasure;
+        best_t = t;
+        best_table = table;
+      }
+    }
+    if (scored && thresholds.size() > 1) {
+      std::cout << "best threshold " << fsl::threshold_name(best_t) << ":\n" << best_table;
+      std::printf("best threshold: %s (F %.3f%%)\n", fsl::threshold_name(best_t).c_str(),
+                  100 * best_f);
+    }
+    return 0;
+  });
+}

@@ -1,0 +1,52 @@
+// The encoder as an Embedder: eval mode (BN running statistics, no dropout), input normalised
+// with the global training mean/std of the feature type.
+#include <filesystem>
+
+#include "fsl/detect.hpp"
+#include "fsl/error.hpp"
+#include "fsl/model.hpp"
+
+namespace fsl {
+
+namespace {
+// The checkpoint reader belongs to the training side (safetensors, PyTorch names); until it
+// lands the encoder path stops here with an error that says what to use instead.
+void load_encoder_weights(Encoder& /*encoder*/, const std::string& checkpoint) {
+  fail(checkpoint, ": loading an encoder checkpoint (safetensors) is not implemented in this "
+                   "build yet; use eval.method=frame_prototype");
+}
+}  // namespace
+
+EncoderEmbedder::EncoderEmbedder(const Config& cfg, const std::string& checkpoint, double mean,
+                                 double std)
+    : cfg_(cfg.features), checkpoint_(checkpoint), batch_(std::max(1, cfg.eval.batch_size)),
+      mean_(static_cast<float>(mean)), inv_std_(std > 0 ? static_cast<float>(1.0 / std) : 1.f) {
+  if (!std::filesystem::exists(checkpoint))
+    fail(checkpoint, ": checkpoint not found (train with fsl_train, or pass --checkpoint)");
+  build(64);
+}
+
+EncoderEmbedder::~EncoderEmbedder() = default;
+
+void EncoderEmbedder::build(int max_frames) {
+  encoder_ = std::make_unique<Encoder>(cfg_, batch_, max_frames, 0);
+  load_encoder_weights(*encoder_, checkpoint_);
+}
+
+int EncoderEmbedder::dim() const { return encoder_->dim(); }
+
+void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* out) {
+  if (M != cfg_.n_mels)
+    fail("features have ", M, " mel bins, the encoder expects features.n_mels = ", cfg_.n_mels);
+  if (T > encoder_->max_frames()) build(T);  // a longer segment: re-plan the activations
+  normalised_.resize(size_t(B) * T * M);  // (B, T, M)
+  for (size_t i = 0; i < normalised_.size(); ++i)
+    normalised_[i] = (windows[i] - mean_) * inv_std_;
+  for (int b0 = 0; b0 < B; b0 += batch_) {
+    int nb = std::min(batch_, B - b0);
+    encoder_->forward(normalised_.data() + size_t(b0) * T * M, nb, T, false,
+                      out + size_t(b0) * encoder_->dim());
+  }
+}
+
+}  // namespace fsl
