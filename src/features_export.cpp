@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "fsl/audio.hpp"
+#include "fsl/cuda_frontend.hpp"
 #include "fsl/error.hpp"
 #include "fsl/features.hpp"
 #include "fsl/fileio.hpp"
@@ -97,6 +98,18 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
   std::atomic<size_t> next{0};
   std::atomic<long> written{0}, skipped{0}, failed{0};
   std::mutex err_mu;
+  // runtime.device: cuda = the GPU or an error, auto = the GPU when present, cpu = FFTW. One GPU
+  // front end serves all workers (behind gpu_mu); they keep decoding on the CPU meanwhile.
+  std::unique_ptr<CudaFrontend> gpu;
+  std::mutex gpu_mu;
+  if (c.runtime.device != "cpu") {
+    std::string why;
+    if (cuda_device_available(&why)) {
+      if (!jobs.empty()) gpu = std::make_unique<CudaFrontend>(params);
+    } else if (c.runtime.device == "cuda") {
+      fail("runtime.device=cuda: ", why);
+    }
+  }
   auto worker = [&] {
     std::unique_ptr<Frontend> fe;
     for (size_t i; (i = next++) < jobs.size();) {
@@ -105,10 +118,16 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
         if (!force && all_exist(job.audio, types)) {
           ++skipped;
         } else {
-          if (!fe) fe = std::make_unique<Frontend>(params);
           auto x = load_audio(job.audio, params.sr);
-          auto feats = fe->compute(x.data(), x.size(), types);
-          const size_t frames = fe->num_frames(x.size());
+          std::map<std::string, std::vector<float>> feats;
+          if (gpu) {
+            std::lock_guard<std::mutex> lock(gpu_mu);
+            feats = gpu->compute(x.data(), x.size(), types);
+          } else {
+            if (!fe) fe = std::make_unique<Frontend>(params);
+            feats = fe->compute(x.data(), x.size(), types);
+          }
+          const size_t frames = 1 + x.size() / size_t(params.hop);
           for (const auto& t : types) {
             const auto path = feature_path(job.audio, t);
             if (force || !fs::exists(path))

@@ -7,6 +7,8 @@
 #include <complex>
 #include <random>
 
+#include "fsl/cuda_frontend.hpp"
+#include "fsl/error.hpp"
 #include "fsl/frontend.hpp"
 #include "fsl/frontend_scan.hpp"
 
@@ -232,6 +234,14 @@ TEST(CudaFrontendLogic, EmulatedChunkedPipelineMatchesCpuFrontend) {
             << "n " << n << " reflect " << reflect << " chunk " << max_samples;
       }
     }
+}
+
+// Where no GPU can be used (or the build has no CUDA), the API says why and refuses cleanly.
+TEST(CudaFrontendLogic, WithoutDeviceConstructorThrowsAndSaysWhy) {
+  std::string why;
+  if (cuda_device_available(&why)) GTEST_SKIP() << "a CUDA device is present";
+  EXPECT_FALSE(why.empty());
+  EXPECT_THROW(CudaFrontend(FrontendParams{}, 4096), Error);
 }
 
 }  // namespace

@@ -1,0 +1,119 @@
+// GPU front end throughput: hours of audio per second for logmel and pcen, fused vs GEMM mel,
+// against the floor set by host<->device copies (bytes in + out over the cudaMemcpy bandwidth
+// measured here from pinned memory). Built without CUDA or run without a device: every
+// benchmark is skipped with the reason. Run by scripts/gpu-suite.sh.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <random>
+
+#include "fsl/cuda_frontend.hpp"
+#include "fsl/frontend.hpp"
+#ifdef FSL_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace {
+
+constexpr double kAudioSeconds = 600;  // 10 minutes per compute() call
+
+const std::vector<float>& test_audio(int sr) {
+  static std::vector<float> x = [sr] {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> d(0.0f, 0.1f);
+    std::vector<float> v(size_t(kAudioSeconds * sr));
+    for (auto& s : v) s = d(rng);
+    return v;
+  }();
+  return x;
+}
+
+bool skip_without_gpu(benchmark::State& st) {
+  std::string why;
+  if (fsl::cuda_device_available(&why)) return false;
+  st.SkipWithError(why.c_str());
+  for (auto _ : st) {
+  }
+  return true;
+}
+
+void set_rate(benchmark::State& st, double seconds_of_audio) {
+  st.counters["audio_h_per_s"] =
+      benchmark::Counter(seconds_of_audio / 3600.0 * double(st.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+
+void BM_GpuFrontend(benchmark::State& st, std::vector<std::string> types, fsl::CudaMelPath path) {
+  if (skip_without_gpu(st)) return;
+  const fsl::FrontendParams p;
+  const auto& x = test_audio(p.sr);
+  fsl::CudaFrontend fe(p);
+  fe.set_mel_path(path);
+  benchmark::DoNotOptimize(fe.compute(x.data(), x.size(), types));  // warm-up
+  for (auto _ : st) benchmark::DoNotOptimize(fe.compute(x.data(), x.size(), types));
+  set_rate(st, kAudioSeconds);
+}
+using fsl::CudaMelPath;
+BENCHMARK_CAPTURE(BM_GpuFrontend, logmel_fused, {"logmel"}, CudaMelPath::kFused)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontend, logmel_gemm, {"logmel"}, CudaMelPath::kGemm)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontend, pcen_fused, {"pcen"}, CudaMelPath::kFused)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontend, pcen_gemm, {"pcen"}, CudaMelPath::kGemm)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontend, logmel_pcen_fused, {"logmel", "pcen"}, CudaMelPath::kFused)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The CPU front end on the same audio, one thread, for the table's comparison.
+void BM_CpuFrontendLogmel(benchmark::State& st) {
+  const fsl::FrontendParams p;
+  const auto& x = test_audio(p.sr);
+  fsl::Frontend fe(p);
+  for (auto _ : st) benchmark::DoNotOptimize(fe.compute(x.data(), x.size(), {"logmel"}));
+  set_rate(st, kAudioSeconds);
+}
+BENCHMARK(BM_CpuFrontendLogmel)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+// Copy floor: H2D of the samples + D2H of the features, at the measured pinned bandwidth.
+// Arg 1 = one type out (logmel or pcen), 2 = both.
+void BM_GpuCopyFloor(benchmark::State& st) {
+  if (skip_without_gpu(st)) return;
+#ifdef FSL_HAVE_CUDA
+  const fsl::FrontendParams p;
+  const size_t n = size_t(kAudioSeconds * p.sr), frames = 1 + n / size_t(p.hop);
+  const size_t in_bytes = n * sizeof(float);
+  const size_t out_bytes = frames * size_t(p.n_mels) * sizeof(float) * size_t(st.range(0));
+  const size_t bytes = std::max(in_bytes, out_bytes);
+  void *host = nullptr, *dev = nullptr;
+  if (cudaMallocHost(&host, bytes) != cudaSuccess || cudaMalloc(&dev, bytes) != cudaSuccess) {
+    st.SkipWithError("cudaMalloc failed");
+    return;
+  }
+  double h2d_s = 0, d2h_s = 0;
+  cudaEvent_t t0, t1, t2;
+  cudaEventCreate(&t0), cudaEventCreate(&t1), cudaEventCreate(&t2);
+  for (auto _ : st) {
+    cudaEventRecord(t0);
+    cudaMemcpy(dev, host, in_bytes, cudaMemcpyHostToDevice);
+    cudaEventRecord(t1);
+    cudaMemcpy(host, dev, out_bytes, cudaMemcpyDeviceToHost);
+    cudaEventRecord(t2);
+    cudaEventSynchronize(t2);
+    float a = 0, b = 0;
+    cudaEventElapsedTime(&a, t0, t1), cudaEventElapsedTime(&b, t1, t2);
+    h2d_s += a * 1e-3, d2h_s += b * 1e-3;
+  }
+  const double it = double(st.iterations());
+  st.counters["h2d_GB_per_s"] = double(in_bytes) * it / h2d_s * 1e-9;
+  st.counters["d2h_GB_per_s"] = double(out_bytes) * it / d2h_s * 1e-9;
+  st.counters["floor_audio_h_per_s"] = kAudioSeconds / 3600.0 / ((h2d_s + d2h_s) / it);
+  cudaEventDestroy(t0), cudaEventDestroy(t1), cudaEventDestroy(t2);
+  cudaFree(dev), cudaFreeHost(host);
+#endif
+}
+BENCHMARK(BM_GpuCopyFloor)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,131 @@
+// The CUDA front end against the CPU front end (itself checked against librosa in
+// test_frontend.cpp). Every test skips, with the reason, where no CUDA device is present.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "fsl/cuda_frontend.hpp"
+#include "fsl/error.hpp"
+#include "fsl/frontend.hpp"
+
+namespace fsl {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                      \
+  do {                                                          \
+    std::string why;                                            \
+    if (!fsl::cuda_device_available(&why)) GTEST_SKIP() << why; \
+  } while (0)
+
+std::vector<float> random_signal(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 0.2f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = d(rng);
+  // A quiet stretch and a tone, so PCEN's gain control sees near-silent bands too.
+  for (size_t i = n / 3; i < n / 2; ++i) x[i] *= 1e-4f;
+  for (size_t i = 0; i < n; ++i) x[i] += 0.1f * std::sin(0.05f * float(i));
+  return x;
+}
+
+double relative_frobenius(const std::vector<float>& got, const std::vector<float>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+const std::vector<std::string> kTypes{"logmel", "pcen"};
+
+// GPU (both mel paths) vs CPU on one signal: logmel <= 1e-5, pcen <= 1e-4 (relative Frobenius).
+void expect_gpu_matches_cpu(const FrontendParams& p, const std::vector<float>& x,
+                            size_t max_chunk_samples = size_t(1) << 22) {
+  Frontend cpu(p);
+  const auto want = cpu.compute(x.data(), x.size(), kTypes);
+  CudaFrontend gpu(p, max_chunk_samples);
+  for (CudaMelPath path : {CudaMelPath::kFused, CudaMelPath::kGemm}) {
+    gpu.set_mel_path(path);
+    const auto got = gpu.compute(x.data(), x.size(), kTypes);
+    const char* name = path == CudaMelPath::kFused ? "fused" : "gemm";
+    ASSERT_EQ(got.at("logmel").size(), cpu.num_frames(x.size()) * size_t(p.n_mels));
+    EXPECT_LE(relative_frobenius(got.at("logmel"), want.at("logmel")), 1e-5)
+        << name << " n " << x.size() << " reflect " << p.reflect_pad;
+    EXPECT_LE(relative_frobenius(got.at("pcen"), want.at("pcen")), 1e-4)
+        << name << " n " << x.size() << " reflect " << p.reflect_pad;
+  }
+}
+
+TEST(GpuFrontend, MatchesCpuOnRandomSignalsOfOddLengths) {
+  SKIP_WITHOUT_GPU();
+  FrontendParams p;
+  for (size_t n : {size_t(22050 * 3 + 17), size_t(4097), size_t(100003)})
+    expect_gpu_matches_cpu(p, random_signal(n, unsigned(n)));
+}
+
+TEST(GpuFrontend, ConstantAndReflectPaddingMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  FrontendParams p;
+  for (bool reflect : {false, true}) {
+    p.reflect_pad = reflect;
+    expect_gpu_matches_cpu(p, random_signal(30011, 3));
+    expect_gpu_matches_cpu(p, random_signal(30011, 3), 5000);  // padding seen from small chunks
+  }
+}
+
+TEST(GpuFrontend, SignalShorterThanFftMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  FrontendParams p;
+  for (bool reflect : {false, true}) {
+    p.reflect_pad = reflect;
+    for (size_t n : {size_t(1), size_t(100), size_t(511), size_t(1000)})
+      expect_gpu_matches_cpu(p, random_signal(n, unsigned(n) + 1));
+  }
+}
+
+TEST(GpuFrontend, BaselinePcenHopAndOtherParametersMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  FrontendParams p;
+  p.sr = 16000, p.n_fft = 512, p.hop = 160, p.n_mels = 64, p.fmax = 8000, p.pcen_hop = 512;
+  expect_gpu_matches_cpu(p, random_signal(48000 + 7, 9));
+}
+
+// Chunks change nothing: framing reads the same samples, the mel of a frame is computed the same
+// way, PCEN carries its smoother state. Not bitwise: the scan groups the smoother's maps by chunk
+// and tile, and cuFFT's batch size differs, so allow rounding (far below any boundary error).
+TEST(GpuFrontend, ChunkedEqualsWholeFile) {
+  SKIP_WITHOUT_GPU();
+  FrontendParams p;
+  for (bool reflect : {false, true}) {
+    p.reflect_pad = reflect;
+    const std::vector<float> x = random_signal(60001, 11);
+    CudaFrontend whole(p, size_t(1) << 24);
+    const auto want = whole.compute(x.data(), x.size(), kTypes);
+    for (size_t max_chunk : {size_t(1), size_t(1025), size_t(1300), size_t(9000)}) {
+      CudaFrontend chunked(p, max_chunk);
+      EXPECT_LT(chunked.frames_per_chunk(), whole.frames_per_chunk());
+      const auto got = chunked.compute(x.data(), x.size(), kTypes);
+      EXPECT_LE(relative_frobenius(got.at("logmel"), want.at("logmel")), 1e-7) << max_chunk;
+      EXPECT_LE(relative_frobenius(got.at("pcen"), want.at("pcen")), 1e-6) << max_chunk;
+    }
+  }
+}
+
+TEST(GpuFrontend, OneTypeAloneAndBadRequests) {
+  SKIP_WITHOUT_GPU();
+  FrontendParams p;
+  const std::vector<float> x = random_signal(20000, 5);
+  CudaFrontend gpu(p);
+  const auto both = gpu.compute(x.data(), x.size(), kTypes);
+  const auto pcen_only = gpu.compute(x.data(), x.size(), {"pcen"});
+  EXPECT_EQ(pcen_only.size(), 1u);
+  EXPECT_EQ(pcen_only.at("pcen"), both.at("pcen"));  // same kernels, same order: bitwise
+  EXPECT_THROW(gpu.compute(x.data(), x.size(), {"mfcc"}), Error);
+  EXPECT_THROW(gpu.compute(x.data(), 0, kTypes), Error);
+}
+
+}  // namespace
+}  // namespace fsl
