@@ -31,16 +31,16 @@ inline double gauss(std::mt19937_64& rng) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2);
 }
 
-// n standard normal samples, two per Box-Muller draw (the bulk path for noise).
+// n standard normal samples (Marsaglia's polar method: two per accepted pair, no trigonometry).
 inline void fill_gauss(std::mt19937_64& rng, float* out, size_t n) {
   size_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    double u1 = 1.0 - uniform(rng), u2 = uniform(rng);
-    double r = std::sqrt(-2.0 * std::log(u1));
-    out[i] = float(r * std::cos(kTwoPi * u2));
-    out[i + 1] = float(r * std::sin(kTwoPi * u2));
+  while (i < n) {
+    double a = 2.0 * uniform(rng) - 1.0, b = 2.0 * uniform(rng) - 1.0, s = a * a + b * b;
+    if (s >= 1.0 || s == 0.0) continue;
+    double r = std::sqrt(-2.0 * std::log(s) / s);
+    out[i++] = float(a * r);
+    if (i < n) out[i++] = float(b * r);
   }
-  if (i < n) out[i] = float(gauss(rng));
 }
 
 // A seed for item `index` of stream `stream`, independent of how items are scheduled.
