@@ -129,7 +129,8 @@ def cases():
 
 
 def dense_random_case():
-    """Many overlapping predictions and events, several maximum matchings, times written with
+    """Dense, overlapping predictions and events: several maximum matchings, and which one is
+    found changes the UNK matches (so FP) in most files. Times written with
     different precisions so that the text sort differs from the numeric one; > 16 predictions
     per file with repeated start texts (numpy's quicksort is not stable)."""
     rng = random.Random(20240605)
@@ -140,14 +141,14 @@ def dense_random_case():
             events = shots()
             t = 6.0
             while t < 60:
-                d = rng.choice([0.3, 0.5, 0.8, 1.2])
-                events.append((round(t, 2), round(t + d, 2), "POS" if rng.random() < 0.7 else "UNK"))
-                t += rng.choice([0.1, 0.2, 0.4, 1.0, 2.5])
+                d = rng.choice([0.3, 0.5, 0.8])
+                events.append((round(t, 2), round(t + d, 2), "POS" if rng.random() < 0.6 else "UNK"))
+                t += rng.choice([0.1, 0.2, 0.3, 0.5])
             rng.shuffle(events) if k == 1 else None  # one unsorted file per subset
             ref[f"{subset}/{name}.csv"] = ref_csv(name + ".wav", events)
-            for _ in range(rng.randint(25, 45)):
+            for _ in range(rng.randint(50, 60)):
                 s = rng.uniform(3, 62)
-                d = rng.choice([0.3, 0.5, 0.8, 1.2, 2.0])
+                d = rng.choice([0.3, 0.5, 0.8, 1.0])
                 fmt = rng.choice(["{:.1f}", "{:.2f}", "{:.3f}", "{:g}"])
                 preds.append((name + ".wav", fmt.format(s), "{:.3f}".format(float(fmt.format(s)) + d)))
             for _ in range(4):  # repeated start texts
