@@ -50,6 +50,12 @@ class EncoderT {
   std::vector<NamedTensor> state();
   // Dropout masks are drawn from (seed, forward count); freezing repeats the last mask (tests).
   void freeze_dropout(bool frozen) { dropout_frozen_ = frozen; }
+  // Restarts the dropout stream: masks then depend only on (seed, forwards since this call), so
+  // a run resumed at an epoch boundary draws the same masks as an uninterrupted one.
+  void set_dropout_seed(uint64_t seed) {
+    seed_ = seed;
+    forward_count_ = 0;
+  }
 
  private:
   struct Block {
