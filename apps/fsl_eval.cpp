@@ -50,6 +50,8 @@ std::vector<fsl::DetectFile> detect_inputs(const fsl::Config& c, const std::stri
 std::unique_ptr<fsl::Embedder> make_embedder(const fsl::Config& c, std::string checkpoint) {
   if (checkpoint.empty()) checkpoint = c.eval.checkpoint;
   if (checkpoint.empty()) checkpoint = (fs::path(c.run_dir()) / "best.safetensors").string();
+  if (!fs::exists(checkpoint))
+    fsl::fail(checkpoint, ": checkpoint not found (train with fsl_train, or pass --checkpoint)");
   const std::string type = c.features.types().front();
   auto stats = fsl::read_feature_stats(fsl::split_dir(c, "train"));
   if (!stats.count(type))
@@ -107,36 +109,35 @@ int main(int argc, char** argv) {
     else if (c.eval.sweep && scored) thresholds = fsl::sweep_thresholds();
     else thresholds = {c.eval.threshold};
     const auto pp = fsl::PostProcess::from(c.eval);
-    double best_f = -1, best_t = thresholds.front();
-    std::string best_table;
-    for (double t : thresholds) {
-      auto preds = fsl::predictions_at(scores, t, pp);
-      fs::path out = fs::path(c.run_dir()) / "eval" / fsl::threshold_name(t);
-      fs::create_directories(out);
-      fsl::atomic_write_text(out / "Eval_out.csv", fsl::predictions_csv(preds));
-      if (!scored) {
-        std::cout << "wrote " << (out / "Eval_out.csv").string() << " (" << preds.size()
-                  << " events)\n";
-        continue;
+    const fs::path eval_dir = fs::path(c.run_dir()) / "eval";
+    auto csv_path = [&](double t) {
+      fs::create_directories(eval_dir / fsl::threshold_name(t));
+      return eval_dir / fsl::threshold_name(t) / "Eval_out.csv";
+    };
+    if (!scored) {
+      for (double t : thresholds) {
+        auto preds = fsl::predictions_at(scores, t, pp);
+        fsl::atomic_write_text(csv_path(t), fsl::predictions_csv(preds));
+        std::cout << "wrote " << csv_path(t).string() << " (" << preds.size() << " events)\n";
       }
-      auto s = fsl::score_predictions(dir, preds);
-      fsl::atomic_write_text(out / "scores.json", fsl::scores_json(s));
-      auto table = fsl::format_scores_table(s);
-      if (thresholds.size() == 1) std::cout << table;
-      else std::printf("threshold %s: F %.3f%% (P %.3f%%, R %.3f%%), %zu events\n",
-                       fsl::threshold_name(t).c_str(), 100 * s.fmeasure, 100 * s.precision,
-                       100 * s.recall, preds.size());
-      if (s.fmeasure > best_f) {
-        best_f = s.fmeasure;
-        best_t = t;
-        best_table = table;
-      }
+      return 0;
     }
-    if (scored && thresholds.size() > 1) {
-      std::cout << "best threshold " << fsl::threshold_name(best_t) << ":\n" << best_table;
-      std::printf("best threshold: %s (F %.3f%%)\n", fsl::threshold_name(best_t).c_str(),
-                  100 * best_f);
+    auto results = fsl::score_thresholds(scores, thresholds, pp, dir);
+    for (const auto& r : results) {
+      fsl::atomic_write_text(csv_path(r.threshold), fsl::predictions_csv(r.predictions));
+      fsl::atomic_write_text(eval_dir / fsl::threshold_name(r.threshold) / "scores.json",
+                             fsl::scores_json(r.scores));
+      if (results.size() > 1)
+        std::printf("threshold %s: F %.3f%% (P %.3f%%, R %.3f%%), %zu events\n",
+                    fsl::threshold_name(r.threshold).c_str(), 100 * r.scores.fmeasure,
+                    100 * r.scores.precision, 100 * r.scores.recall, r.predictions.size());
     }
+    const auto& best = results[fsl::best_threshold(results)];
+    if (results.size() > 1) std::cout << "best threshold " << fsl::threshold_name(best.threshold) << ":\n";
+    std::cout << fsl::format_scores_table(best.scores);
+    if (results.size() > 1)
+      std::printf("best threshold: %s (F %.3f%%)\n", fsl::threshold_name(best.threshold).c_str(),
+                  100 * best.scores.fmeasure);
     return 0;
   });
 }

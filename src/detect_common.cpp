@@ -124,6 +124,27 @@ std::string predictions_csv(const std::vector<Prediction>& preds) {
   return text;
 }
 
+std::vector<ThresholdScore> score_thresholds(const std::vector<FileScores>& files,
+                                             const std::vector<double>& thresholds,
+                                             const PostProcess& pp, const std::string& ref_dir) {
+  std::vector<ThresholdScore> out;
+  for (double t : thresholds) {
+    ThresholdScore r;
+    r.threshold = t;
+    r.predictions = predictions_at(files, t, pp);
+    r.scores = score_predictions(ref_dir, r.predictions);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+size_t best_threshold(const std::vector<ThresholdScore>& results) {
+  size_t best = 0;
+  for (size_t i = 1; i < results.size(); ++i)
+    if (results[i].scores.fmeasure > results[best].scores.fmeasure) best = i;
+  return best;
+}
+
 std::vector<double> sweep_thresholds() {
   std::vector<double> t;
   for (int i = 0; i < 20; ++i) t.push_back(i * 0.05);

@@ -8,6 +8,7 @@
 
 #include "fsl/detect.hpp"
 #include "fsl/error.hpp"
+#include "fsl/fileio.hpp"
 #include "fsl/npy.hpp"
 #include "testutil.hpp"
 
@@ -375,4 +376,80 @@ TEST(Detect, TenHourFileStreamsInBoundedMemory) {
     // Later bumps at every multiple of 10000 frames from 10000 to 3090000.
     EXPECT_EQ(long(ev.size()), (frames - 1) / 10000) << (method == 0 ? "floor" : "embedder");
   }
+}
+
+namespace {
+// A validation-layout reference: <dir>/S/f.csv with 5 shots (1..5 s) and later POS at 10, 20, 30 s.
+void write_reference(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir / "S");
+  std::ofstream csv(dir / "S" / "f.csv");
+  csv << "Audiofilename,Starttime,Endtime,Q\n";
+  for (int i = 1; i <= 5; ++i) csv << "f.wav," << i << "," << i << ".2,POS\n";
+  for (int s : {10, 20, 30}) csv << "f.wav," << s << "," << s << ".5,POS\n";
+}
+}  // namespace
+
+TEST(Detect, SweepPicksTheThresholdThatSeparatesTrueFromFalseBumps) {
+  // p 0.77 on the true events, 0.52 on two false bumps (15 s, 25 s), 0.1 elsewhere: thresholds
+  // 0.55..0.75 score F = 1, lower ones add 2 FP, higher ones find nothing.
+  fsl::test::TempDir dir;
+  write_reference(dir.path);
+  fsl::FileScores s;
+  s.name = "f.wav";
+  s.start_s = 5.5;
+  s.step_s = s.extent_s = 0.01;
+  s.duration_s = 40;
+  s.p.assign(3450, 0.1f);
+  auto fill = [&](double on, float v) {
+    for (int i = 0; i < 50; ++i) s.p[size_t(std::lround((on - 5.5) / 0.01)) + i] = v;
+  };
+  for (double on : {10.0, 20.0, 30.0}) fill(on, 0.77f);
+  for (double on : {15.0, 25.0}) fill(on, 0.52f);
+  auto results = fsl::score_thresholds({s}, fsl::sweep_thresholds(), {0, 0, 0}, dir.path.string());
+  ASSERT_EQ(results.size(), 20u);
+  const auto& best = results[fsl::best_threshold(results)];
+  EXPECT_EQ(fsl::threshold_name(best.threshold), "0.55");
+  EXPECT_NEAR(best.scores.fmeasure, 1.0, 1e-9);
+  EXPECT_EQ(results[10].scores.subsets.at(0).fp, 2);  // 0.50: the false bumps count
+  EXPECT_EQ(results[15].predictions.size(), 3u);      // 0.75
+  EXPECT_EQ(results[16].predictions.size(), 0u);      // 0.80
+}
+
+TEST(Detect, EvalAppWritesCsvAndScoresAndNamesMissingFeatures) {
+  fsl::test::TempDir dir;
+  auto ref = dir / "val";
+  write_reference(ref);
+  std::string app = fsl::test::bin_path("fsl_eval").string();
+  std::string cmd = app + " " + fsl::test::data_path("../../conf/config.yaml").string() +
+                    " path.eval_dir=" + ref.string() + " path.test_dir=" + ref.string() +
+                    " path.work_dir=" + (dir / "runs").string() + " eval.method=frame_prototype";
+  std::string out;
+  EXPECT_EQ(fsl::test::run_command(cmd, &out), 1);
+  EXPECT_NE(out.find("f_logmel.npy"), std::string::npos) << out;
+  EXPECT_NE(out.find("fsl_features export"), std::string::npos) << out;
+  // Features: bumps (bins 0..3) at the shots and at 10, 20, 30 s; 40 s in all.
+  std::vector<fsl::FrameSpan> bumps;
+  for (double on : {1.0, 2.0, 3.0, 4.0, 5.0})
+    bumps.push_back({long(on * kFps), long((on + 0.2) * kFps)});
+  for (double on : {10.0, 20.0, 30.0}) bumps.push_back({long(on * kFps), long((on + 0.5) * kFps)});
+  auto x = bump_matrix(long(40 * kFps), bumps, 3.f, 0.3f);
+  fsl::npy_write((ref / "S" / "f_logmel.npy").string(), x.data(), {x.size() / kMels, size_t(kMels)});
+  out.clear();
+  ASSERT_EQ(fsl::test::run_command(cmd + " --threshold 0.5", &out), 0) << out;
+  EXPECT_NE(out.find("overall"), std::string::npos) << out;
+  auto csv = fsl::read_predictions((dir / "runs/default/eval/0.50/Eval_out.csv").string());
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_NEAR(csv[1].start, 20.0, 0.03);
+  auto json = fsl::read_text(dir / "runs/default/eval/0.50/scores.json");
+  EXPECT_NE(json.find("\"tp\": 3, \"fp\": 0, \"fn\": 0"), std::string::npos) << json;
+  // The test split: CSV only.
+  out.clear();
+  ASSERT_EQ(fsl::test::run_command(cmd + " --split test eval.threshold=0.35", &out), 0) << out;
+  EXPECT_TRUE(std::filesystem::exists(dir / "runs/default/eval/0.35/Eval_out.csv"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "runs/default/eval/0.35/scores.json"));
+  // The encoder method without a checkpoint: an error naming it.
+  out.clear();
+  EXPECT_EQ(fsl::test::run_command(cmd + " eval.method=encoder --checkpoint " +
+                                       (dir / "none.safetensors").string(), &out), 1);
+  EXPECT_NE(out.find("none.safetensors"), std::string::npos) << out;
 }

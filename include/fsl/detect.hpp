@@ -127,6 +127,19 @@ std::vector<Prediction> predictions_at(const std::vector<FileScores>& files, dou
 // The CSV text: header "Audiofilename,Starttime,Endtime", times with 3 decimals.
 std::string predictions_csv(const std::vector<Prediction>& preds);
 
+// One threshold's predictions scored against a reference dir (<SUBSET>/<file>.csv).
+struct ThresholdScore {
+  double threshold = 0;
+  std::vector<Prediction> predictions;
+  Scores scores;
+};
+// p is computed once; each threshold only re-decides events and re-scores them.
+std::vector<ThresholdScore> score_thresholds(const std::vector<FileScores>& files,
+                                             const std::vector<double>& thresholds,
+                                             const PostProcess& pp, const std::string& ref_dir);
+// Index of the highest overall F (the lowest threshold among equals).
+size_t best_threshold(const std::vector<ThresholdScore>& results);
+
 // 0.00, 0.05, ..., 0.95.
 std::vector<double> sweep_thresholds();
 

@@ -1,0 +1,103 @@
+// Detection throughput on the CPU, in hours of audio per second (counter "h_audio/s"):
+//   BM_DetectFloor      the no-training floor over a 1-hour (310k x 128) feature file
+//   BM_DetectMeanEmbed  the encoder path's plumbing (windows, prototypes, p) with a trivial
+//                       mean-over-time embedder, 1 hour
+//   BM_DetectEncoder    the encoder path with the real v1 encoder (random weights: same cost as
+//                       trained ones), 2 minutes of audio
+// Run: build/bench_detect --benchmark_counters_tabular=true
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <random>
+
+#include "fsl/detect.hpp"
+#include "fsl/model.hpp"
+#include "fsl/npy.hpp"
+
+namespace {
+
+const double kFps = 22050.0 / 256.0;
+
+// A (frames, 128) feature file: noise, bumps of 20 frames every 500 frames; the first 5 are the
+// shots. Written once per length under the temp dir.
+fsl::DetectFile make_file(long frames) {
+  auto path = std::filesystem::temp_directory_path() /
+              ("fsl_bench_detect_" + std::to_string(frames) + "_logmel.npy");
+  fsl::DetectFile f;
+  f.name = "bench.wav";
+  f.feature_path = path.string();
+  for (int i = 0; i < 5; ++i) f.pos.push_back({(100 + 500 * i) / kFps, (120 + 500 * i) / kFps});
+  if (std::filesystem::exists(path)) return f;
+  std::vector<float> x(size_t(frames) * 128);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> noise(-10.f, 1.f);
+  for (auto& v : x) v = noise(rng);
+  for (long t = 0; t < frames; ++t)
+    if (t % 500 >= 100 && t % 500 < 120)
+      for (int m = 20; m < 40; ++m) x[size_t(t) * 128 + m] += 6.f;
+  fsl::npy_write(f.feature_path, x.data(), {size_t(frames), 128});
+  return f;
+}
+
+struct MeanOverTime : fsl::Embedder {
+  int dim() const override { return 128; }
+  void embed(const float* w, int B, int T, int M, float* out) override {
+    for (int b = 0; b < B; ++b)
+      for (int m = 0; m < M; ++m) {
+        float s = 0;
+        for (int t = 0; t < T; ++t) s += w[(size_t(b) * T + t) * M + m];
+        out[size_t(b) * M + m] = s / T;
+      }
+  }
+};
+
+struct EncoderRandom : fsl::Embedder {
+  fsl::Encoder enc;
+  explicit EncoderRandom(const fsl::Config& c) : enc(c.features, c.eval.batch_size, 64, 1) {}
+  int dim() const override { return enc.dim(); }
+  void embed(const float* w, int B, int T, int, float* out) override {
+    for (int b0 = 0; b0 < B; b0 += enc.max_batch()) {
+      int nb = std::min(enc.max_batch(), B - b0);
+      enc.forward(w + size_t(b0) * T * 128, nb, T, false, out + size_t(b0) * enc.dim());
+    }
+  }
+};
+
+void report(benchmark::State& state, long frames) {
+  state.counters["h_audio/s"] = benchmark::Counter(frames / kFps / 3600.0,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_DetectFloor(benchmark::State& state) {
+  const long frames = 310000;  // 1 hour
+  auto f = make_file(frames);
+  fsl::Config c;
+  for (auto _ : state) benchmark::DoNotOptimize(fsl::detect_frame_prototype(f, c));
+  report(state, frames);
+}
+
+void BM_DetectMeanEmbed(benchmark::State& state) {
+  const long frames = 310000;
+  auto f = make_file(frames);
+  fsl::Config c;
+  MeanOverTime e;
+  for (auto _ : state) benchmark::DoNotOptimize(fsl::detect_with_embedder(f, c, e, 0));
+  report(state, frames);
+}
+
+void BM_DetectEncoder(benchmark::State& state) {
+  const long frames = 10336;  // 2 minutes
+  auto f = make_file(frames);
+  fsl::Config c;
+  c.eval.batch_size = 64;
+  EncoderRandom e(c);
+  for (auto _ : state) benchmark::DoNotOptimize(fsl::detect_with_embedder(f, c, e, 0));
+  report(state, frames);
+}
+
+}  // namespace
+
+BENCHMARK(BM_DetectFloor)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_DetectMeanEmbed)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_DetectEncoder)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK_MAIN();
