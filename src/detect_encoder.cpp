@@ -5,17 +5,9 @@
 #include "fsl/detect.hpp"
 #include "fsl/error.hpp"
 #include "fsl/model.hpp"
+#include "fsl/safetensors.hpp"
 
 namespace fsl {
-
-namespace {
-// The checkpoint reader belongs to the training side (safetensors, PyTorch names); until it
-// lands the encoder path stops here with an error that says what to use instead.
-void load_encoder_weights(Encoder& /*encoder*/, const std::string& checkpoint) {
-  fail(checkpoint, ": loading an encoder checkpoint (safetensors) is not implemented in this "
-                   "build yet; use eval.method=frame_prototype");
-}
-}  // namespace
 
 EncoderEmbedder::EncoderEmbedder(const Config& cfg, const std::string& checkpoint, double mean,
                                  double std)
@@ -30,7 +22,7 @@ EncoderEmbedder::~EncoderEmbedder() = default;
 
 void EncoderEmbedder::build(int max_frames) {
   encoder_ = std::make_unique<Encoder>(cfg_, batch_, max_frames, 0);
-  load_encoder_weights(*encoder_, checkpoint_);
+  load_checkpoint(checkpoint_, *encoder_);  // again on a rebuild: the weights are small
 }
 
 int EncoderEmbedder::dim() const { return encoder_->dim(); }
