@@ -9,7 +9,9 @@
 #include "fsl/detect.hpp"
 #include "fsl/error.hpp"
 #include "fsl/fileio.hpp"
+#include "fsl/model.hpp"
 #include "fsl/npy.hpp"
+#include "fsl/safetensors.hpp"
 #include "testutil.hpp"
 
 namespace {
@@ -452,4 +454,31 @@ TEST(Detect, EvalAppWritesCsvAndScoresAndNamesMissingFeatures) {
   EXPECT_EQ(fsl::test::run_command(cmd + " eval.method=encoder --checkpoint " +
                                        (dir / "none.safetensors").string(), &out), 1);
   EXPECT_NE(out.find("none.safetensors"), std::string::npos) << out;
+}
+
+TEST(Detect, EncoderEmbedderNormalisesAndMatchesTheEncoder) {
+  // The Embedder = the checkpoint's encoder in eval mode on (x - mean) / std, also for windows
+  // longer than its first plan (a rebuild).
+  fsl::test::TempDir dir;
+  fsl::Config c;
+  c.features.n_mels = 16;
+  c.features.embedding_dim = 512;  // 4 x 2 x 64
+  c.eval.batch_size = 3;
+  fsl::Encoder reference(c.features, 4, 80, 7);
+  auto ckpt = (dir / "w.safetensors").string();
+  fsl::save_checkpoint(ckpt, reference);
+  fsl::EncoderEmbedder embedder(c, ckpt, 2.0, 3.0);
+  ASSERT_EQ(embedder.dim(), reference.dim());
+  for (int T : {17, 70}) {
+    const int B = 4, M = 16;
+    std::vector<float> x(size_t(B) * T * M), z(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = float((i * 7919) % 101) / 10.f - 3.f;
+      z[i] = (x[i] - 2.f) / 3.f;
+    }
+    std::vector<float> got(size_t(B) * embedder.dim()), want(got.size());
+    embedder.embed(x.data(), B, T, M, got.data());
+    reference.forward(z.data(), B, T, false, want.data());
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4) << "T " << T << " i " << i;
+  }
 }
