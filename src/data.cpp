@@ -21,7 +21,9 @@ int FeatureStore::add(const std::string& npy_path) {
     fail(npy_path, ": feature file missing (run `fsl_features export CONFIG`)");
   NpyMap m(npy_path);
   if (m.shape().size() != 2 || static_cast<int>(m.cols()) != n_mels_)
-    fail(npy_path, ": expected features of shape (frames, ", n_mels_, ")");
+    fail(npy_path, ": expected features of shape (frames, ", n_mels_, ") as features.n_mels says, found ",
+         m.shape().size() == 2 ? std::to_string(m.cols()) + " mels" : "another shape",
+         " (re-export with `fsl_features export CONFIG --force`)");
   files_.push_back(std::move(m));
   return num_files() - 1;
 }
