@@ -29,9 +29,9 @@ std::vector<fsl::DetectFile> detect_inputs(const fsl::Config& c, const std::stri
   for (const auto& a : fsl::read_annotation_dir(dir)) {
     if (!a.validation_layout)
       fsl::fail(a.csv_path, ": not a validation-layout CSV (Audiofilename,Starttime,Endtime,Q)");
-    std::string audio =
-        a.audio_path.empty() ? fs::path(a.csv_path).replace_extension(".wav").string()
-                             : a.audio_path;
+    std::string audio = a.audio_path.empty()
+                            ? fs::path(a.csv_path).replace_extension(".wav").string()
+                            : a.audio_path;
     fsl::DetectFile f;
     // The metric keys files by "<csv stem>.wav", whatever the audio's extension.
     f.name = fs::path(a.csv_path).stem().string() + ".wav";
@@ -68,8 +68,10 @@ int main(int argc, char** argv) {
   std::string checkpoint, split = "val";
   double threshold = -1;
   fsl::add_config_args(app, args);
-  app.add_option("--checkpoint", checkpoint, "encoder checkpoint (default run_dir/best.safetensors)");
-  app.add_option("--threshold", threshold, "one fixed threshold (no sweep)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--checkpoint", checkpoint,
+                 "encoder checkpoint (default run_dir/best.safetensors)");
+  app.add_option("--threshold", threshold, "one fixed threshold (no sweep)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--split", split, "val (scored) or test (CSV only)")
       ->check(CLI::IsMember({"val", "test"}));
 
@@ -77,7 +79,9 @@ int main(int argc, char** argv) {
     fsl::Config c;
     if (!fsl::load_config(args, c)) return 0;
     const std::string dir = fsl::split_dir(c, split);
-    if (dir.empty()) fsl::fail("split '", split, "': ", split == "val" ? "path.eval_dir" : "path.test_dir", " is not set");
+    if (dir.empty())
+      fsl::fail("split '", split, "': ", split == "val" ? "path.eval_dir" : "path.test_dir",
+                " is not set");
     double hours = 0;
     auto inputs = detect_inputs(c, dir, split, &hours);
     std::unique_ptr<fsl::Embedder> embedder;
@@ -92,22 +96,26 @@ int main(int argc, char** argv) {
         auto r = embedder ? fsl::detect_with_embedder(f, c, *embedder, int(i))
                           : fsl::detect_frame_prototype(f, c);
         if (!r.warning.empty()) fsl::warn(r.warning);
-        if (r.skipped) ++skipped;
-        else if (r.scores.p.empty()) ++silent;
+        if (r.skipped)
+          ++skipped;
+        else if (r.scores.p.empty())
+          ++silent;
         if (!r.skipped) scores.push_back(std::move(r.scores));
-        progress.advance(1, double(fsl::NpyMap(f.feature_path).rows()) /
-                                c.features.frame_rate() / 3600.0);
+        progress.advance(
+            1, double(fsl::NpyMap(f.feature_path).rows()) / c.features.frame_rate() / 3600.0);
       }
     }
-    std::cerr << "detect: " << inputs.size() << " files, " << skipped
-              << " skipped (fewer than " << c.train_param.n_shot << " POS), " << silent
-              << " without predictions\n";
+    std::cerr << "detect: " << inputs.size() << " files, " << skipped << " skipped (fewer than "
+              << c.train_param.n_shot << " POS), " << silent << " without predictions\n";
 
     const bool scored = split == "val";
     std::vector<double> thresholds;
-    if (threshold >= 0) thresholds = {threshold};
-    else if (c.eval.sweep && scored) thresholds = fsl::sweep_thresholds();
-    else thresholds = {c.eval.threshold};
+    if (threshold >= 0)
+      thresholds = {threshold};
+    else if (c.eval.sweep && scored)
+      thresholds = fsl::sweep_thresholds();
+    else
+      thresholds = {c.eval.threshold};
     const auto pp = fsl::PostProcess::from(c.eval);
     const fs::path eval_dir = fs::path(c.run_dir()) / "eval";
     auto csv_path = [&](double t) {
@@ -133,7 +141,8 @@ int main(int argc, char** argv) {
                     100 * r.scores.precision, 100 * r.scores.recall, r.predictions.size());
     }
     const auto& best = results[fsl::best_threshold(results)];
-    if (results.size() > 1) std::cout << "best threshold " << fsl::threshold_name(best.threshold) << ":\n";
+    if (results.size() > 1)
+      std::cout << "best threshold " << fsl::threshold_name(best.threshold) << ":\n";
     std::cout << fsl::format_scores_table(best.scores);
     if (results.size() > 1)
       std::printf("best threshold: %s (F %.3f%%)\n", fsl::threshold_name(best.threshold).c_str(),

@@ -64,8 +64,8 @@ struct EncoderRandom : fsl::Embedder {
 };
 
 void report(benchmark::State& state, long frames) {
-  state.counters["h_audio/s"] = benchmark::Counter(frames / kFps / 3600.0,
-                                                   benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["h_audio/s"] =
+      benchmark::Counter(frames / kFps / 3600.0, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_DetectFloor(benchmark::State& state) {

@@ -31,11 +31,16 @@ std::vector<FrameSpan> shot_frames(const std::vector<EventSpan>& shots, double f
 
 SegmentPlan adaptive_segment(long max_len, int len_lim, int hoplen_fenmu) {
   long seg;
-  if (max_len < 8) seg = 8;
-  else if (max_len < len_lim) seg = max_len;
-  else if (max_len < 2L * len_lim) seg = max_len / 2;
-  else if (max_len < 500) seg = max_len / 4;
-  else seg = max_len / 8;
+  if (max_len < 8)
+    seg = 8;
+  else if (max_len < len_lim)
+    seg = max_len;
+  else if (max_len < 2L * len_lim)
+    seg = max_len / 2;
+  else if (max_len < 500)
+    seg = max_len / 4;
+  else
+    seg = max_len / 8;
   SegmentPlan plan;
   plan.seg = static_cast<int>(seg);
   plan.hop = std::max(1, plan.seg / std::max(1, hoplen_fenmu));
@@ -73,8 +78,7 @@ std::vector<EventSpan> decide_events(const FileScores& s, double threshold, cons
     if (off > on) runs.push_back({on, off});
     i = last + 1;
   }
-  const double min_len =
-      std::max({pp.min_len_frac * s.shortest_shot_s, pp.min_len_s, s.min_run_s});
+  const double min_len = std::max({pp.min_len_frac * s.shortest_shot_s, pp.min_len_s, s.min_run_s});
   std::vector<EventSpan> kept;
   for (const auto& r : runs)
     if (r.end - r.start >= min_len) kept.push_back(r);
@@ -120,7 +124,8 @@ std::vector<Prediction> predictions_at(const std::vector<FileScores>& files, dou
 
 std::string predictions_csv(const std::vector<Prediction>& preds) {
   std::string text = "Audiofilename,Starttime,Endtime\n";
-  for (const auto& p : preds) text += p.file + "," + time_text(p.start) + "," + time_text(p.end) + "\n";
+  for (const auto& p : preds)
+    text += p.file + "," + time_text(p.start) + "," + time_text(p.end) + "\n";
   return text;
 }
 

@@ -23,9 +23,12 @@ using FrameOf = std::function<long(long w, int t)>;
 class WindowEmbedder {
  public:
   WindowEmbedder(const NpyMap& map, Embedder& embedder, int seg, int batch)
-      : map_(map), emb_(embedder), seg_(seg), batch_(std::max(1, batch)),
+      : map_(map),
+        emb_(embedder),
+        seg_(seg),
+        batch_(std::max(1, batch)),
         M_(static_cast<long>(map.cols())),
-        windows_(size_t(batch_) * seg_ * M_),  // (B, seg, M)
+        windows_(size_t(batch_) * seg_ * M_),     // (B, seg, M)
         out_(size_t(batch_) * embedder.dim()) {}  // (B, D)
 
   int dim() const { return emb_.dim(); }
@@ -107,8 +110,8 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
     max_len = std::max(max_len, s.length());
     shortest = std::min(shortest, s.length());
   }
-  const SegmentPlan plan = adaptive_segment(max_len, cfg.features.test_seglen_len_lim,
-                                            cfg.features.test_hoplen_fenmu);
+  const SegmentPlan plan =
+      adaptive_segment(max_len, cfg.features.test_seglen_len_lim, cfg.features.test_hoplen_fenmu);
   const int seg = plan.seg, hop = plan.hop, D = embedder.dim();
   WindowEmbedder windows(map, embedder, seg, ev.batch_size);
 

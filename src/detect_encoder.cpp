@@ -11,8 +11,11 @@ namespace fsl {
 
 EncoderEmbedder::EncoderEmbedder(const Config& cfg, const std::string& checkpoint, double mean,
                                  double std)
-    : cfg_(cfg.features), checkpoint_(checkpoint), batch_(std::max(1, cfg.eval.batch_size)),
-      mean_(static_cast<float>(mean)), inv_std_(std > 0 ? static_cast<float>(1.0 / std) : 1.f) {
+    : cfg_(cfg.features),
+      checkpoint_(checkpoint),
+      batch_(std::max(1, cfg.eval.batch_size)),
+      mean_(static_cast<float>(mean)),
+      inv_std_(std > 0 ? static_cast<float>(1.0 / std) : 1.f) {
   if (!std::filesystem::exists(checkpoint))
     fail(checkpoint, ": checkpoint not found (train with fsl_train, or pass --checkpoint)");
   build(64);
@@ -31,9 +34,8 @@ void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* ou
   if (M != cfg_.n_mels)
     fail("features have ", M, " mel bins, the encoder expects features.n_mels = ", cfg_.n_mels);
   if (T > encoder_->max_frames()) build(T);  // a longer segment: re-plan the activations
-  normalised_.resize(size_t(B) * T * M);  // (B, T, M)
-  for (size_t i = 0; i < normalised_.size(); ++i)
-    normalised_[i] = (windows[i] - mean_) * inv_std_;
+  normalised_.resize(size_t(B) * T * M);     // (B, T, M)
+  for (size_t i = 0; i < normalised_.size(); ++i) normalised_[i] = (windows[i] - mean_) * inv_std_;
   for (int b0 = 0; b0 < B; b0 += batch_) {
     int nb = std::min(batch_, B - b0);
     encoder_->forward(normalised_.data() + size_t(b0) * T * M, nb, T, false,

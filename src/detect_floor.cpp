@@ -19,8 +19,10 @@ std::vector<FrameSpan> merged_spans(std::vector<FrameSpan> spans) {
             [](const FrameSpan& a, const FrameSpan& b) { return a.begin < b.begin; });
   std::vector<FrameSpan> out;
   for (const auto& s : spans) {
-    if (!out.empty() && s.begin <= out.back().end) out.back().end = std::max(out.back().end, s.end);
-    else out.push_back(s);
+    if (!out.empty() && s.begin <= out.back().end)
+      out.back().end = std::max(out.back().end, s.end);
+    else
+      out.push_back(s);
   }
   return out;
 }
@@ -61,8 +63,9 @@ bool prepare_shots(const DetectFile& file, const Config& cfg, long n_frames,
   for (const auto& s : merged_spans(shots))
     background_frames -= std::max(0L, std::min(s.end, query_begin) - s.begin);
   if (background_frames <= 0) {
-    result.warning = file.name + ": the shots cover all the audio before the last shot's end "
-                                 "(no background to learn a negative prototype): no predictions";
+    result.warning = file.name +
+                     ": the shots cover all the audio before the last shot's end "
+                     "(no background to learn a negative prototype): no predictions";
     return false;
   }
   if (query_begin >= n_frames) {

@@ -28,8 +28,8 @@ fsl::Config test_config() {
 }
 
 // (frames, kMels): background 0 (+ noise), bins 0..3 raised by `height` inside each bump.
-std::vector<float> bump_matrix(long frames, const std::vector<fsl::FrameSpan>& bumps,
-                               float height, float noise) {
+std::vector<float> bump_matrix(long frames, const std::vector<fsl::FrameSpan>& bumps, float height,
+                               float noise) {
   std::vector<float> x(size_t(frames) * kMels);
   uint32_t s = 12345;
   for (auto& v : x) {
@@ -76,9 +76,8 @@ TEST(Detect, AdaptiveSegmentAtEveryBoundary) {
   struct Case {
     long max_len;
     int seg, hop;
-  } cases[] = {{1, 8, 2},     {7, 8, 2},     {8, 8, 2},      {29, 29, 9},   {30, 15, 5},
-               {59, 29, 9},   {60, 15, 5},   {61, 15, 5},    {499, 124, 41}, {500, 62, 20},
-               {1000, 125, 41}};
+  } cases[] = {{1, 8, 2},   {7, 8, 2},   {8, 8, 2},      {29, 29, 9},   {30, 15, 5},    {59, 29, 9},
+               {60, 15, 5}, {61, 15, 5}, {499, 124, 41}, {500, 62, 20}, {1000, 125, 41}};
   for (const auto& c : cases) {
     auto plan = fsl::adaptive_segment(c.max_len, 30, 3);
     EXPECT_EQ(plan.seg, c.seg) << "max_len " << c.max_len;
@@ -114,7 +113,7 @@ TEST(Detect, OnsetsFromRunsOfWindows) {
   fsl::PostProcess none{0, 0, 0};
   auto ev = fsl::decide_events(s, 0.5, none);  // strictly above: 0.5 itself is not positive
   ASSERT_EQ(ev.size(), 2u);
-  EXPECT_NEAR(ev[0].start, 10.1, 1e-12);  // window 1
+  EXPECT_NEAR(ev[0].start, 10.1, 1e-12);      // window 1
   EXPECT_NEAR(ev[0].end, 10.2 + 0.3, 1e-12);  // window 2 + its length
   EXPECT_NEAR(ev[1].start, 10.5, 1e-12);
   EXPECT_NEAR(ev[1].end, 11.0, 1e-12);  // 10.7 + 0.3 = 11.0 = duration
@@ -181,10 +180,9 @@ TEST(Detect, MovingAverageCentred) {
 
 namespace {
 // Bumps of 20 frames; the first 5 are the shots, the 4 later ones must be found.
-const std::vector<fsl::FrameSpan> kShots = {{100, 120}, {300, 320}, {500, 520}, {700, 720},
-                                            {900, 920}};
-const std::vector<fsl::FrameSpan> kLater = {{1200, 1220}, {1500, 1520}, {1800, 1820},
-                                            {2100, 2120}};
+const std::vector<fsl::FrameSpan> kShots = {
+    {100, 120}, {300, 320}, {500, 520}, {700, 720}, {900, 920}};
+const std::vector<fsl::FrameSpan> kLater = {{1200, 1220}, {1500, 1520}, {1800, 1820}, {2100, 2120}};
 
 std::vector<fsl::FrameSpan> all_bumps() {
   auto b = kShots;
@@ -272,7 +270,8 @@ TEST(Detect, FilesWithoutBackgroundOrTailOrShotsGetNoPredictions) {
   std::vector<fsl::EventSpan> cover;
   for (int i = 0; i < 5; ++i) cover.push_back({i * 1.0, (i + 1) * 1.0});
   auto f = write_file(dir, "cover", x, cover);
-  for (auto r : {fsl::detect_frame_prototype(f, cfg), fsl::detect_with_embedder(f, cfg, embedder, 0)}) {
+  for (auto r :
+       {fsl::detect_frame_prototype(f, cfg), fsl::detect_with_embedder(f, cfg, embedder, 0)}) {
     EXPECT_NE(r.warning.find("cover"), std::string::npos);
     EXPECT_NE(r.warning.find("no background"), std::string::npos);
     EXPECT_TRUE(r.scores.p.empty());
@@ -281,7 +280,8 @@ TEST(Detect, FilesWithoutBackgroundOrTailOrShotsGetNoPredictions) {
   // The 5th shot ends at the end of the audio.
   std::vector<fsl::EventSpan> late = {{1, 1.1}, {2, 2.1}, {3, 3.1}, {4, 4.1}, {11.5, 12.0}};
   auto g = write_file(dir, "late", x, late);  // 1000 frames = 11.6 s
-  for (auto r : {fsl::detect_frame_prototype(g, cfg), fsl::detect_with_embedder(g, cfg, embedder, 0)}) {
+  for (auto r :
+       {fsl::detect_frame_prototype(g, cfg), fsl::detect_with_embedder(g, cfg, embedder, 0)}) {
     EXPECT_NE(r.warning.find("late"), std::string::npos);
     EXPECT_NE(r.warning.find("no audio after"), std::string::npos);
     EXPECT_TRUE(r.scores.p.empty());
@@ -372,8 +372,8 @@ TEST(Detect, TenHourFileStreamsInBoundedMemory) {
     // The floor keeps p and its smoothed copy (2 x 12.4 MB); the encoder path one p per hop.
     // Mapping the features without releasing them would add their 99 MB.
     const long budget_kb = method == 0 ? 32 * 1024 : 8 * 1024;
-    EXPECT_LT(peak - before, budget_kb) << (method == 0 ? "floor" : "embedder") << " grew "
-                                        << (peak - before) / 1024 << " MB";
+    EXPECT_LT(peak - before, budget_kb)
+        << (method == 0 ? "floor" : "embedder") << " grew " << (peak - before) / 1024 << " MB";
     auto ev = fsl::decide_events(r.scores, 0.5, {0, 0, 0});
     // Later bumps at every multiple of 10000 frames from 10000 to 3090000.
     EXPECT_EQ(long(ev.size()), (frames - 1) / 10000) << (method == 0 ? "floor" : "embedder");
@@ -435,7 +435,8 @@ TEST(Detect, EvalAppWritesCsvAndScoresAndNamesMissingFeatures) {
     bumps.push_back({long(on * kFps), long((on + 0.2) * kFps)});
   for (double on : {10.0, 20.0, 30.0}) bumps.push_back({long(on * kFps), long((on + 0.5) * kFps)});
   auto x = bump_matrix(long(40 * kFps), bumps, 3.f, 0.3f);
-  fsl::npy_write((ref / "S" / "f_logmel.npy").string(), x.data(), {x.size() / kMels, size_t(kMels)});
+  fsl::npy_write((ref / "S" / "f_logmel.npy").string(), x.data(),
+                 {x.size() / kMels, size_t(kMels)});
   out.clear();
   ASSERT_EQ(fsl::test::run_command(cmd + " --threshold 0.5", &out), 0) << out;
   EXPECT_NE(out.find("overall"), std::string::npos) << out;
@@ -451,8 +452,10 @@ TEST(Detect, EvalAppWritesCsvAndScoresAndNamesMissingFeatures) {
   EXPECT_FALSE(std::filesystem::exists(dir / "runs/default/eval/0.35/scores.json"));
   // The encoder method without a checkpoint: an error naming it.
   out.clear();
-  EXPECT_EQ(fsl::test::run_command(cmd + " eval.method=encoder --checkpoint " +
-                                       (dir / "none.safetensors").string(), &out), 1);
+  EXPECT_EQ(
+      fsl::test::run_command(
+          cmd + " eval.method=encoder --checkpoint " + (dir / "none.safetensors").string(), &out),
+      1);
   EXPECT_NE(out.find("none.safetensors"), std::string::npos) << out;
 }
 
@@ -479,6 +482,7 @@ TEST(Detect, EncoderEmbedderNormalisesAndMatchesTheEncoder) {
     std::vector<float> got(size_t(B) * embedder.dim()), want(got.size());
     embedder.embed(x.data(), B, T, M, got.data());
     reference.forward(z.data(), B, T, false, want.data());
-    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4) << "T " << T << " i " << i;
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-4) << "T " << T << " i " << i;
   }
 }

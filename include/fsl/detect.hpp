@@ -22,9 +22,9 @@ using EventSpan = AnnotatedEvent;
 
 // What the detector needs to know about one file.
 struct DetectFile {
-  std::string name;          // Audiofilename written to the output CSV
-  std::string feature_path;  // (frames, n_mels) float32 .npy
-  std::vector<EventSpan> pos; // POS rows in CSV order (the first n_shot are the shots)
+  std::string name;            // Audiofilename written to the output CSV
+  std::string feature_path;    // (frames, n_mels) float32 .npy
+  std::vector<EventSpan> pos;  // POS rows in CSV order (the first n_shot are the shots)
 };
 
 // A shot in frames, [begin, end), with the 25 ms margins (floor of time * frame rate, as the
