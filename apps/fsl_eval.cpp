@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
       }
     }
     std::cerr << "detect: " << inputs.size() << " files, " << skipped << " skipped (fewer than "
-              << c.train_param.n_shot << " POS), " << silent << " without predictions\n";
+              << fsl::kDetectionShots << " POS), " << silent << " without predictions\n";
 
     const bool scored = split == "val";
     std::vector<double> thresholds;

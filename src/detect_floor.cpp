@@ -42,7 +42,7 @@ namespace detail {
 bool prepare_shots(const DetectFile& file, const Config& cfg, long n_frames,
                    std::vector<FrameSpan>& shots, long& query_begin, long& background_frames,
                    FileResult& result) {
-  const int n_shot = cfg.train_param.n_shot;
+  const int n_shot = kDetectionShots;
   result.scores.name = file.name;
   if (static_cast<int>(file.pos.size()) < n_shot) {
     result.skipped = true;

@@ -17,6 +17,11 @@
 
 namespace fsl {
 
+// The DCASE protocol gives exactly 5 shots per file (the metric cuts at the 5th POS), whatever
+// train_param.n_shot the encoder was trained with.
+constexpr int kDetectionShots = 5;
+
+
 // An event in seconds [start, end]: the annotations' type, reused for detected events.
 using EventSpan = AnnotatedEvent;
 
