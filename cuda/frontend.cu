@@ -120,6 +120,9 @@ CudaFrontend::CudaFrontend(const FrontendParams& p, size_t max_chunk_samples) : 
   FSL_CUDA_CHECK(cudaMemcpy(s.d_fb.p, fb.data(), sizeof(float) * fb.size(), cudaMemcpyHostToDevice));
   FSL_CUDA_CHECK(cudaMemcpy(s.d_ranges.p, ranges.data(), sizeof(int) * ranges.size(),
                             cudaMemcpyHostToDevice));
+  // A pageable cudaMemcpy may return before its DMA lands, and the non-blocking stream does not
+  // wait for the legacy stream: finish the uploads before any kernel reads them.
+  FSL_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 CudaFrontend::~CudaFrontend() = default;

@@ -31,8 +31,13 @@ grep "CUDA backend" "$WORK/cmake.log"
 if ! grep -q "CUDA backend ON" "$WORK/cmake.log"; then
   echo "gpu-suite: CMake did not enable CUDA (nvcc or cuDNN missing?)"; exit 1
 fi
-if ! cmake --build "$BUILD_DIR" -j"$JOBS" > "$WORK/build.log" 2>&1; then
-  tail -40 "$WORK/build.log"; echo "gpu-suite: build failed"; exit 1
+# Keep going past a target that fails (another part of the project may be mid-change): the GPU
+# tests and benchmarks that did build still run; the failure is reported and the exit is non-zero.
+BUILD_RC=0
+if ! cmake --build "$BUILD_DIR" -j"$JOBS" -- -k > "$WORK/build.log" 2>&1; then
+  BUILD_RC=1
+  grep -E "error|Error" "$WORK/build.log" | head -20
+  echo "gpu-suite: some targets failed to build (targets listed in the summary's build row)"
 fi
 echo "built in $((SECONDS - START)) s"
 
@@ -68,16 +73,19 @@ echo
 echo "== summary ($(( SECONDS - START )) s)"
 {
   printf "%-6s | %-52s | %s\n" kind name result
+  if [ "$BUILD_RC" -eq 0 ]; then r=ok; else
+    r="FAILED: $(grep -oE "\*\*\* \[[^]]*\]" "$WORK/build.log" | sort -u | tr '\n' ' ')"; fi
+  printf "%-6s | %-52s | %s\n" build "$BUILD_DIR (sm_$CUDA_ARCH)" "$r"
   # ctest: "  1/6 Test  #1: GpuFrontend.X ....   Passed    0.52 sec" (or ***Failed / ***Skipped)
   grep -E "Test +#[0-9]+:" "$WORK/ctest.log" | sed -E 's/.*Test +#[0-9]+: ([^ ]+) \.+ *\**([A-Za-z]+).*sec$/\1 \2/; s/.*Test +#[0-9]+: ([^ ]+) \.+ *\**([A-Za-z]+).*/\1 \2/' |
     awk '{ printf "%-6s | %-52s | %s\n", "test", $1, $2 }'
   # benchmarks: "BM_x/y/real_time  12.3 ms  12.0 ms  40 audio_h_per_s=1.2k/s"
-  awk '/^BM_/ {
+  awk '/^BM_/ { n = $1
          if ($2 == "ERROR") { sub(/^[^ ]+ +ERROR OCCURRED: /, ""); r = "error: " $0 }
          else { r = $2 " " $3; for (i = 5; i <= NF; ++i) if ($i ~ /=/) r = r "  " $i }
-         printf "%-6s | %-52s | %s\n", "bench", $1, r }' "$WORK/bench.log" 2> /dev/null
+         printf "%-6s | %-52s | %s\n", "bench", n, r }' "$WORK/bench.log" 2> /dev/null
   grep -E "^torchaudio_|^skipped" "$WORK/peer.log" |
     awk -F': ' '{ printf "%-6s | %-52s | %s\n", "peer", $1, $2 }'
 } | tee "$WORK/table.txt"
 echo "written: $LOG"
-[ "$TEST_RC" -eq 0 ] && [ "$BENCH_RC" -eq 0 ]
+[ "$BUILD_RC" -eq 0 ] && [ "$TEST_RC" -eq 0 ] && [ "$BENCH_RC" -eq 0 ]
