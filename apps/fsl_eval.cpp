@@ -60,6 +60,90 @@ std::unique_ptr<fsl::Embedder> make_embedder(const fsl::Config& c, std::string c
   return std::make_unique<fsl::EncoderEmbedder>(c, checkpoint, stats[type].mean, stats[type].std);
 }
 
+
+// One method over every file: p per file, then thresholds, CSVs, scores.json and the table.
+// Returns the best threshold's scores (empty subsets on the test split).
+fsl::Scores run_method(const fsl::Config& c, const std::vector<fsl::DetectFile>& inputs,
+                       double hours, fsl::Embedder* embedder, const std::string& split,
+                       double threshold, const fs::path& eval_dir) {
+  std::vector<fsl::FileScores> scores;
+  long skipped = 0, silent = 0;
+  {
+    fsl::Progress progress(embedder ? "detect" : "detect (floor)", long(inputs.size()), hours,
+                           "h audio");
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const auto& f = inputs[i];
+      auto r = embedder ? fsl::detect_with_embedder(f, c, *embedder, int(i))
+                        : fsl::detect_frame_prototype(f, c);
+      if (!r.warning.empty()) fsl::warn(r.warning);
+      if (r.skipped)
+        ++skipped;
+      else if (r.scores.p.empty())
+        ++silent;
+      if (!r.skipped) scores.push_back(std::move(r.scores));
+      progress.advance(
+          1, double(fsl::NpyMap(f.feature_path).rows()) / c.features.frame_rate() / 3600.0);
+    }
+  }
+  std::cerr << "detect: " << inputs.size() << " files, " << skipped << " skipped (fewer than "
+            << fsl::kDetectionShots << " POS), " << silent << " without predictions\n";
+
+  const bool scored = split == "val";
+  std::vector<double> thresholds;
+  if (threshold >= 0)
+    thresholds = {threshold};
+  else if (c.eval.sweep && scored)
+    thresholds = fsl::sweep_thresholds();
+  else
+    thresholds = {c.eval.threshold};
+  const auto pp = fsl::PostProcess::from(c.eval);
+  auto csv_path = [&](double t) {
+    fs::create_directories(eval_dir / fsl::threshold_name(t));
+    return eval_dir / fsl::threshold_name(t) / "Eval_out.csv";
+  };
+  if (!scored) {
+    for (double t : thresholds) {
+      auto preds = fsl::predictions_at(scores, t, pp);
+      fsl::atomic_write_text(csv_path(t), fsl::predictions_csv(preds));
+      std::cout << "wrote " << csv_path(t).string() << " (" << preds.size() << " events)\n";
+    }
+    return {};
+  }
+  auto results = fsl::score_thresholds(scores, thresholds, pp, fsl::split_dir(c, split));
+  for (const auto& r : results) {
+    fsl::atomic_write_text(csv_path(r.threshold), fsl::predictions_csv(r.predictions));
+    fsl::atomic_write_text(eval_dir / fsl::threshold_name(r.threshold) / "scores.json",
+                           fsl::scores_json(r.scores));
+    if (results.size() > 1)
+      std::printf("threshold %s: F %.3f%% (P %.3f%%, R %.3f%%), %zu events\n",
+                  fsl::threshold_name(r.threshold).c_str(), 100 * r.scores.fmeasure,
+                  100 * r.scores.precision, 100 * r.scores.recall, r.predictions.size());
+  }
+  const auto& best = results[fsl::best_threshold(results)];
+  if (results.size() > 1)
+    std::cout << "best threshold " << fsl::threshold_name(best.threshold) << ":\n";
+  std::cout << fsl::format_scores_table(best.scores);
+  if (results.size() > 1)
+    std::printf("best threshold: %s (F %.3f%%)\n", fsl::threshold_name(best.threshold).c_str(),
+                100 * best.scores.fmeasure);
+  std::fflush(stdout);
+  return best.scores;
+}
+
+// Per subset and overall: the trained encoder's F beside the no-training floor's.
+void print_comparison(const fsl::Scores& enc, const fsl::Scores& floor) {
+  std::printf("\n%-10s %12s %12s %10s\n", "subset", "encoder F(%)", "floor F(%)", "gain");
+  for (const auto& s : enc.subsets) {
+    double f = -1;
+    for (const auto& t : floor.subsets)
+      if (t.name == s.name) f = t.fmeasure;
+    std::printf("%-10s %12.3f %12.3f %+10.3f\n", s.name.c_str(), 100 * s.fmeasure, 100 * f,
+                100 * (s.fmeasure - f));
+  }
+  std::printf("%-10s %12.3f %12.3f %+10.3f\n", "overall", 100 * enc.fmeasure,
+              100 * floor.fmeasure, 100 * (enc.fmeasure - floor.fmeasure));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,6 +151,7 @@ int main(int argc, char** argv) {
   fsl::ConfigArgs args;
   std::string checkpoint, split = "val";
   double threshold = -1;
+  bool with_floor = false;
   fsl::add_config_args(app, args);
   app.add_option("--checkpoint", checkpoint,
                  "encoder checkpoint (default run_dir/best.safetensors)");
@@ -74,6 +159,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--split", split, "val (scored) or test (CSV only)")
       ->check(CLI::IsMember({"val", "test"}));
+  app.add_flag("--with-floor", with_floor,
+               "also run the no-training floor (frame prototypes) on the same files and print "
+               "both F-measures side by side");
 
   return fsl::run_app(app, argc, argv, [&]() -> int {
     fsl::Config c;
@@ -86,67 +174,13 @@ int main(int argc, char** argv) {
     auto inputs = detect_inputs(c, dir, split, &hours);
     std::unique_ptr<fsl::Embedder> embedder;
     if (c.eval.method == "encoder") embedder = make_embedder(c, checkpoint);
-
-    std::vector<fsl::FileScores> scores;
-    long skipped = 0, silent = 0;
-    {
-      fsl::Progress progress("detect", long(inputs.size()), hours, "h audio");
-      for (size_t i = 0; i < inputs.size(); ++i) {
-        const auto& f = inputs[i];
-        auto r = embedder ? fsl::detect_with_embedder(f, c, *embedder, int(i))
-                          : fsl::detect_frame_prototype(f, c);
-        if (!r.warning.empty()) fsl::warn(r.warning);
-        if (r.skipped)
-          ++skipped;
-        else if (r.scores.p.empty())
-          ++silent;
-        if (!r.skipped) scores.push_back(std::move(r.scores));
-        progress.advance(
-            1, double(fsl::NpyMap(f.feature_path).rows()) / c.features.frame_rate() / 3600.0);
-      }
-    }
-    std::cerr << "detect: " << inputs.size() << " files, " << skipped << " skipped (fewer than "
-              << fsl::kDetectionShots << " POS), " << silent << " without predictions\n";
-
-    const bool scored = split == "val";
-    std::vector<double> thresholds;
-    if (threshold >= 0)
-      thresholds = {threshold};
-    else if (c.eval.sweep && scored)
-      thresholds = fsl::sweep_thresholds();
-    else
-      thresholds = {c.eval.threshold};
-    const auto pp = fsl::PostProcess::from(c.eval);
     const fs::path eval_dir = fs::path(c.run_dir()) / "eval";
-    auto csv_path = [&](double t) {
-      fs::create_directories(eval_dir / fsl::threshold_name(t));
-      return eval_dir / fsl::threshold_name(t) / "Eval_out.csv";
-    };
-    if (!scored) {
-      for (double t : thresholds) {
-        auto preds = fsl::predictions_at(scores, t, pp);
-        fsl::atomic_write_text(csv_path(t), fsl::predictions_csv(preds));
-        std::cout << "wrote " << csv_path(t).string() << " (" << preds.size() << " events)\n";
-      }
-      return 0;
+    auto main_run = run_method(c, inputs, hours, embedder.get(), split, threshold, eval_dir);
+    if (with_floor && c.eval.method == "encoder" && split == "val") {
+      std::cout << "\n-- no-training floor (eval.method=frame_prototype) on the same files --\n";
+      auto floor_run = run_method(c, inputs, hours, nullptr, split, threshold, eval_dir / "floor");
+      print_comparison(main_run, floor_run);
     }
-    auto results = fsl::score_thresholds(scores, thresholds, pp, dir);
-    for (const auto& r : results) {
-      fsl::atomic_write_text(csv_path(r.threshold), fsl::predictions_csv(r.predictions));
-      fsl::atomic_write_text(eval_dir / fsl::threshold_name(r.threshold) / "scores.json",
-                             fsl::scores_json(r.scores));
-      if (results.size() > 1)
-        std::printf("threshold %s: F %.3f%% (P %.3f%%, R %.3f%%), %zu events\n",
-                    fsl::threshold_name(r.threshold).c_str(), 100 * r.scores.fmeasure,
-                    100 * r.scores.precision, 100 * r.scores.recall, r.predictions.size());
-    }
-    const auto& best = results[fsl::best_threshold(results)];
-    if (results.size() > 1)
-      std::cout << "best threshold " << fsl::threshold_name(best.threshold) << ":\n";
-    std::cout << fsl::format_scores_table(best.scores);
-    if (results.size() > 1)
-      std::printf("best threshold: %s (F %.3f%%)\n", fsl::threshold_name(best.threshold).c_str(),
-                  100 * best.scores.fmeasure);
     return 0;
   });
 }

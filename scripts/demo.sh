@@ -28,13 +28,6 @@ step "export features"
 "$B/fsl_features" export "$CONFIG" --split all
 step "train ($CONFIG)"
 "$B/fsl_train" "$CONFIG"
-step "evaluate the trained encoder"
-"$B/fsl_eval" "$CONFIG" eval.method=encoder | tee /tmp/fsl-demo-encoder.$$.txt
-step "evaluate the no-training floor (frame prototypes)"
-"$B/fsl_eval" "$CONFIG" eval.method=frame_prototype exp_name=demo-floor | tee /tmp/fsl-demo-floor.$$.txt
-step "summary"
-enc=$(grep -E '^overall' /tmp/fsl-demo-encoder.$$.txt | tail -1)
-flo=$(grep -E '^overall' /tmp/fsl-demo-floor.$$.txt | tail -1)
-echo "trained encoder : $enc"
-echo "no-training floor: $flo"
+step "evaluate the trained encoder beside the no-training floor (frame prototypes)"
+"$B/fsl_eval" "$CONFIG" eval.method=encoder --with-floor
 echo "demo took $(( $(date +%s) - t0 )) s"
