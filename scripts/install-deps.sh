@@ -6,7 +6,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       libsndfile1-dev libsoxr-dev libfftw3-dev libopenblas-dev
-      libcli11-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev)
+      libcli11-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+      clang libclang-rt-14-dev)  # clang + libFuzzer: scripts/fuzz.sh
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

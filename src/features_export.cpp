@@ -68,9 +68,20 @@ std::vector<Job> split_jobs(const Config& c, const std::string& split, bool name
   return jobs;
 }
 
-bool all_exist(const std::string& audio, const std::vector<std::string>& types) {
+// An existing feature file is kept only if it reads as a whole NPY of n_mels columns: a
+// truncated or corrupt one (a crash of an older writer, a bad copy) is exported again.
+bool feature_file_ok(const std::string& path, int n_mels) {
+  if (!fs::exists(path)) return false;
+  try {
+    return NpyMap(path).cols() == size_t(n_mels);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+bool all_exist(const std::string& audio, const std::vector<std::string>& types, int n_mels) {
   for (const auto& t : types)
-    if (!fs::exists(feature_path(audio, t))) return false;
+    if (!feature_file_ok(feature_path(audio, t), n_mels)) return false;
   return true;
 }
 
@@ -115,7 +126,7 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
     for (size_t i; (i = next++) < jobs.size();) {
       const Job& job = jobs[i];
       try {
-        if (!force && all_exist(job.audio, types)) {
+        if (!force && all_exist(job.audio, types, params.n_mels)) {
           ++skipped;
         } else {
           auto x = load_audio(job.audio, params.sr);
@@ -130,7 +141,7 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
           const size_t frames = 1 + x.size() / size_t(params.hop);
           for (const auto& t : types) {
             const auto path = feature_path(job.audio, t);
-            if (force || !fs::exists(path))
+            if (force || !feature_file_ok(path, params.n_mels))
               npy_write(path, feats[t].data(), {frames, size_t(params.n_mels)});
           }
           ++written;

@@ -209,7 +209,8 @@ CallClass draw_confuser(const CallClass& target, std::mt19937_64& rng, const Syn
     while (k == not_this);
     return k;
   };
-  auto [band_lo, band_hi] = call_band(target);
+  const auto band = call_band(target);  // not a structured binding: clang 14 cannot capture one
+  const double band_lo = band.first, band_hi = band.second;
   const double pad = splatter_hz(target);
   auto to_band_shape = [&](CallShape s) {  // click / noisy covering the target's band
     c.shape = s;
