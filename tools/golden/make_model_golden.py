@@ -124,7 +124,7 @@ def proto_loss_filter_negative(emb, labels, n_shot):
     q = emb[queries]
     d = ((q[:, None, :] - p[None, :, :]) ** 2).sum(2)
     logp = F.log_softmax(-d, dim=1)
-    t = torch.tensor(targets)
+    t = torch.tensor(targets, device=emb.device)
     loss = -logp[torch.arange(len(targets)), t].mean()
     acc = (logp.argmax(1) == t).double().mean()
     return loss, acc
