@@ -13,7 +13,7 @@ EncoderEmbedder::EncoderEmbedder(const Config& cfg, const std::string& checkpoin
                                  double std)
     : cfg_(cfg.features),
       checkpoint_(checkpoint),
-      batch_(std::max(1, cfg.eval.batch_size)),
+      requested_batch_(std::max(1, cfg.eval.batch_size)),
       mean_(static_cast<float>(mean)),
       inv_std_(std > 0 ? static_cast<float>(1.0 / std) : 1.f) {
   if (!std::filesystem::exists(checkpoint))
@@ -23,7 +23,13 @@ EncoderEmbedder::EncoderEmbedder(const Config& cfg, const std::string& checkpoin
 
 EncoderEmbedder::~EncoderEmbedder() = default;
 
+// Windows per forward: eval.batch_size, but at most kFrameBudget frames in all, so the activation
+// arena (planned for batch x frames) stays near the training episode's size whatever the
+// adaptive segment length (a 200-frame segment at batch 256 would need tens of GB).
+constexpr int kFrameBudget = 200 * 17;
+
 void EncoderEmbedder::build(int max_frames) {
+  batch_ = std::max(1, std::min(requested_batch_, kFrameBudget / std::max(1, max_frames)));
   encoder_ = std::make_unique<Encoder>(cfg_, batch_, max_frames, 0);
   load_checkpoint(checkpoint_, *encoder_);  // again on a rebuild: the weights are small
 }

@@ -94,7 +94,7 @@ class EncoderEmbedder : public Embedder {
   void build(int max_frames);
   FeaturesConfig cfg_;
   std::string checkpoint_;
-  int batch_;
+  int requested_batch_, batch_ = 1;  // eval.batch_size; windows per forward (frame budget)
   float mean_, inv_std_;
   std::unique_ptr<EncoderT<float>> encoder_;
   std::vector<float> normalised_;
