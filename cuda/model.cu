@@ -2,6 +2,7 @@
 // Layout: the flat parameter vector of a small host fsl::Encoder (same config and seed), whose
 // named views (state()) locate each block's tensors by their PyTorch names.
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -76,7 +77,8 @@ struct CudaEncoder::Impl {
   // Offsets from the host encoder's named views: "encoder.layer<i>.0.<module>.<field>".
   void locate_tensors() {
     blocks.resize(kMaxBlocks);
-    const float* p0 = host.params().data();
+    const auto p0 = reinterpret_cast<uintptr_t>(host.params().data());
+    const auto p1 = p0 + host.params().size() * sizeof(float);
     std::vector<float> init_buffers;
     for (const NamedTensor& t : host.state()) {
       const std::string pre = "encoder.layer";
@@ -99,8 +101,9 @@ struct CudaEncoder::Impl {
         continue;
       }
       const float* data = static_cast<const float*>(t.data);
-      const int64_t off = data - p0;
-      const bool is_param = off >= 0 && off < int64_t(host.params().size());
+      const auto addr = reinterpret_cast<uintptr_t>(data);
+      const bool is_param = addr >= p0 && addr < p1;  // else a buffer (running statistic)
+      const int64_t off = is_param ? int64_t((addr - p0) / sizeof(float)) : -1;
       if (!is_param) {  // BN running statistic
         const int64_t boff = int64_t(init_buffers.size());
         init_buffers.insert(init_buffers.end(), data, data + t.numel());

@@ -1,5 +1,6 @@
 // CudaContext (handles, stream, convolution plans, workspace), DeviceArena and DeviceBuffer.
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "fsl/cuda_check.hpp"
@@ -9,10 +10,14 @@
 
 namespace fsl {
 
-CudaContext::CudaContext(bool allow_tf32) : tf32_(allow_tf32) {
+CudaContext::CudaContext(bool allow_tf32) {
+  const char* env = std::getenv("FSL_CUDA_TF32");
+  tf32_ = allow_tf32 || (env && std::string(env) == "1");
   std::string why;
   if (!cuda_device_available(&why)) fail("CUDA backend: ", why);
-  FSL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  // A blocking stream: the synchronous cudaMemcpy/cudaMemset of DeviceBuffer (legacy default
+  // stream) are ordered with the ops' kernels without extra events.
+  FSL_CUDA_CHECK(cudaStreamCreate(&stream_));
   FSL_CUDA_CHECK(cudnnCreate(&cudnn_));
   FSL_CUDA_CHECK(cudnnSetStream(cudnn_, stream_));
   FSL_CUDA_CHECK(cublasCreate(&cublas_));

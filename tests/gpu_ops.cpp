@@ -310,10 +310,10 @@ void check_encoder(const std::string& arch) {
   gpu.zero_grad();
   cpu.forward(x.data(), B, T, true, emb.data());
   gpu.forward(gx.get(), B, T, true, gemb.get());
-  EXPECT_LE(rel(down(gemb), emb), kTol) << arch << " training forward";
+  gpu.context().synchronize();
+  EXPECT_LE(rel(gemb.download(), emb), kTol) << arch << " training forward";
   cpu.backward(demb.data());
   gpu.backward(gdemb.get());
-  ctx().synchronize();
   gpu.context().synchronize();
   Vec ggrad(gpu.num_params());
   FSL_CUDA_CHECK(cudaMemcpy(ggrad.data(), gpu.grads(), ggrad.size() * 4, cudaMemcpyDeviceToHost));

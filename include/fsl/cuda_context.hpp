@@ -5,7 +5,8 @@
 //
 // Only for code built with CUDA (cuda/*.cu, or .cpp files under #ifdef FSL_HAVE_CUDA).
 // TF32 is off by default: convolutions use CUDNN_FMA_MATH and cuBLAS CUBLAS_PEDANTIC_MATH, so
-// results follow IEEE fp32 like the CPU backend; CudaContext(true) allows TF32 tensor cores.
+// results follow IEEE fp32 like the CPU backend; CudaContext(true), or the environment variable
+// FSL_CUDA_TF32=1 (no config key needed), allows TF32 tensor cores.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
