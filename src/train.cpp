@@ -16,6 +16,7 @@
 #include "fsl/optim.hpp"
 #include "fsl/progress.hpp"
 #include "fsl/safetensors.hpp"
+#include "fsl/synth_episodes.hpp"
 
 namespace fsl {
 
@@ -122,21 +123,33 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   atomic_write_text(run_dir / "resolved_config.yaml", c.to_yaml());
 
   // ---- data ----
-  const std::string train_dir = c.resolve(c.path.train_dir);
-  if (train_dir.empty()) fail("path.train_dir is empty");
-  if (!fs::is_directory(train_dir)) fail(train_dir, ": training directory does not exist (path.train_dir)");
   const std::string type = c.features.types().front();
-  auto stats = read_feature_stats(train_dir);
+  const double fps = c.features.frame_rate();
+  const int seg_frames = static_cast<int>(tp.seg_len * fps);
+  // ---- synth_online: episodes generated in memory; no training files, no feature_stats.json.
+  // The normalisation is measured on generated scenes and written to the run dir, so fsl_eval
+  // can use it with path.train_dir=<run dir>.
+  const bool online = tp.source == "synth_online";
+  const std::string train_dir = online ? "" : c.resolve(c.path.train_dir);
+  FeatureStats stats;
+  if (online) {
+    stats[type] = measure_synth_stats(SynthEpisodeParams::from(c, seg_frames));
+    write_feature_stats(run_dir.string(), stats);
+  } else {
+    if (train_dir.empty()) fail("path.train_dir is empty");
+    if (!fs::is_directory(train_dir)) fail(train_dir, ": training directory does not exist (path.train_dir)");
+    stats = read_feature_stats(train_dir);
+  }
+  // ---- end synth_online
   if (!stats.count(type))
     fail(feature_stats_path(train_dir), ": no statistics for feature type '", type,
          "' (run `fsl_features export CONFIG --split train`)");
   const float mean = static_cast<float>(stats[type].mean);
   const float stdv = static_cast<float>(stats[type].std > 0 ? stats[type].std : 1.0);
-  const double fps = c.features.frame_rate();
-  Run r{c, type, fps, static_cast<int>(tp.seg_len * fps),
+  Run r{c, type, fps, seg_frames,
         FeatureStore(c.features.n_mels, mean, stdv), FeatureStore(c.features.n_mels, mean, stdv),
         {}, {}, 0};
-  r.train_classes = build_event_classes(train_dir, type, fps, r.train_store);
+  if (!online) r.train_classes = build_event_classes(train_dir, type, fps, r.train_store);
   const std::string eval_dir = c.resolve(c.path.eval_dir);
   if (tp.val_episodes > 0 && !eval_dir.empty() && fs::is_directory(eval_dir)) {
     r.val_classes = build_event_classes(eval_dir, type, fps, r.val_store, 0.025, 0.2, true);
@@ -149,9 +162,16 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   } else if (tp.val_episodes > 0) {
     warn("path.eval_dir '" + eval_dir + "' does not exist; validation is off");
   }
-  EpisodeSampler sampler(r.train_classes, tp.k_way, tp.n_shot, tp.negative_train_contrast,
-                         tp.seed);
-  const int B = sampler.batch_size();
+  std::unique_ptr<EpisodeSource> source;
+  if (online) {
+    SynthEpisodeParams sp = SynthEpisodeParams::from(c, r.seg_frames);
+    sp.mean = mean;
+    sp.std = stdv;
+    source = std::make_unique<SynthEpisodeSource>(sp);
+  } else {
+    source = std::make_unique<FileEpisodeSource>(r.train_store, r.train_classes, tp, r.seg_frames);
+  }
+  const int B = source->batch_size();
   const int valB = r.val_k_way > 0 ? r.val_k_way * 2 * tp.n_shot * (tp.negative_train_contrast ? 2 : 1) : 0;
 
   // ---- model + optimiser ----
@@ -183,7 +203,8 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     std::cerr << "fsl_train: resuming " << run_dir.string() << " at epoch " << start_epoch + 1
               << "\n";
   }
-  std::cerr << "fsl_train: " << r.train_classes.size() << " training classes, "
+  std::cerr << "fsl_train: " << (online ? "online synthetic" : std::to_string(r.train_classes.size()))
+            << " training classes, "
             << r.val_classes.size() << " validation files, episodes of " << B << " x "
             << r.seg_frames << " x " << c.features.n_mels << ", " << enc.params().size()
             << " parameters -> " << run_dir.string() << "\n";
@@ -198,7 +219,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     adam.set_lr(static_cast<float>(lr));
     // Every epoch's random stream depends only on (seed, epoch): a resumed run repeats it.
     std::mt19937_64 epoch_rng(mix_seed(tp.seed, epoch + 1));
-    sampler.rng().seed(epoch_rng());
+    source->start_epoch(epoch, epoch_rng(), tp.num_episodes);
     enc.set_dropout_seed(epoch_rng());
     Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(tp.max_epochs),
                  tp.num_episodes);
@@ -206,10 +227,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     int done = 0;
     for (int ep = 0; ep < tp.num_episodes; ++ep) {
       if (opt.max_episodes >= 0 && episodes_total >= opt.max_episodes) break;
-      auto draws = sampler.next();
-      labels.clear();
-      for (auto& d : draws) labels.push_back(d.label);
-      gather_segments(r.train_store, draws, r.seg_frames, tp.short_segment, sampler.rng(), x.data());
+      source->next(x.data(), labels);
       enc.zero_grad();
       enc.forward(x.data(), B, r.seg_frames, true, emb.data());
       auto res = episode_loss(c, enc, emb, labels, demb.data());
