@@ -1,12 +1,7 @@
-// Fuzzes fsl_score's prediction-CSV reader on arbitrary bytes.
-#include "fsl/error.hpp"
-#include "fsl/metric.hpp"
-#include "fuzz_input.hpp"
+// libFuzzer entry point: fsl::fuzz::predictions_one (fuzz/targets.hpp).
+#include "targets.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
-    fsl::read_predictions(fsl::fuzz::write_temp(data, size, "pred", "pred.csv"));
-  } catch (const fsl::Error&) {
-  }
+  fsl::fuzz::predictions_one(data, size);
   return 0;
 }

@@ -168,7 +168,9 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
              std::vector<std::pair<std::string, std::string>>& out) {
   if (node.IsMap()) {
     for (auto it : node) {
-      std::string k = it.first.as<std::string>();
+      if (!it.first.IsScalar())  // e.g. `? [a]` or `[1]: 2`: a YAML key that is not a name
+        fail(origin, ": under '", prefix, "': a key must be a name, not a list or mapping");
+      std::string k = it.first.Scalar();
       flatten(it.second, prefix.empty() ? k : prefix + "." + k, origin, out);
     }
   } else if (node.IsScalar()) {

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "fsl/error.hpp"
@@ -124,25 +125,35 @@ Safetensors read_safetensors(const fs::path& path) {
   if (!in) fail(where, ": cannot read ", data_size, " bytes of tensor data");
   Safetensors st;
   for (const auto& kv : root) {
-    const std::string name = kv.first.as<std::string>();
+    // Keys, dtypes and metadata values must be JSON strings (not objects or lists).
+    auto text = [&](const YAML::Node& n, const std::string& what) {
+      if (!n.IsScalar()) fail(where, ": ", what, " is not a string");
+      return n.Scalar();
+    };
+    const std::string name = text(kv.first, "a header key");
     const YAML::Node& v = kv.second;
     if (name == "__metadata__") {
       if (!v.IsMap()) fail(where, ": __metadata__ is not an object");
-      for (const auto& m : v) st.metadata[m.first.as<std::string>()] = m.second.as<std::string>();
+      for (const auto& m : v)
+        st.metadata[text(m.first, "a __metadata__ key")] = text(m.second, "a __metadata__ value");
       continue;
     }
     const std::string t = where + ": tensor '" + name + "'";
     StoredTensor s;
     if (!v.IsMap() || !v["dtype"] || !v["shape"] || !v["data_offsets"])
       fail(t, ": needs dtype, shape and data_offsets");
-    if (!parse_dtype(v["dtype"].as<std::string>(), s.dtype))
-      fail(t, ": dtype ", v["dtype"].as<std::string>(), " is not supported (F32, F64, I64)");
+    const std::string dtype = text(v["dtype"], "tensor '" + name + "': dtype");
+    if (!parse_dtype(dtype, s.dtype)) fail(t, ": dtype ", dtype, " is not supported (F32, F64, I64)");
     if (!v["shape"].IsSequence() || !v["data_offsets"].IsSequence() || v["data_offsets"].size() != 2)
       fail(t, ": bad shape or data_offsets");
     try {
+      int64_t numel = 1;  // checked here so that numel() cannot overflow
       for (const auto& d : v["shape"]) {
         s.shape.push_back(d.as<int64_t>());
         if (s.shape.back() < 0) fail(t, ": negative dimension");
+        if (s.shape.back() != 0 && numel > std::numeric_limits<int64_t>::max() / 8 / s.shape.back())
+          fail(t, ": shape is too large");
+        numel *= s.shape.back();
       }
       const int64_t b = v["data_offsets"][0].as<int64_t>(), e = v["data_offsets"][1].as<int64_t>();
       if (b < 0 || e < b || e > data_size)

@@ -1,6 +1,7 @@
 // Every bad input of tests/data/bad_input/cases.txt, run through the built apps: the exit code and
 // a substring of the one-line message. docs/bad-input.md is generated from the same file
-// (tests/data/bad_input/make_doc.sh); the last test checks that it lists every case.
+// (tests/data/bad_input/make_doc.sh); a test checks that it lists every case. The last test
+// replays the committed fuzz corpus (crash inputs included) through the fuzz targets' bodies.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -8,6 +9,7 @@
 
 #include "fsl/annotations.hpp"
 #include "fsl/fileio.hpp"
+#include "../fuzz/targets.hpp"
 #include "testutil.hpp"
 
 namespace fs = std::filesystem;
@@ -76,6 +78,28 @@ TEST(BadInput, DocListsEveryCase) {
     EXPECT_NE(line.find(c.expect), std::string::npos) << c.id << ": " << line;
     EXPECT_NE(line.find(" | " + std::to_string(c.exit_code) + " | "), std::string::npos) << line;
   }
+}
+
+// Every file of fuzz/corpus/<target>/ (seeds and every input that once crashed, leaked or hung)
+// through the target's body: only fsl::Error may escape, and (in the sanitizer suite) no report.
+TEST(BadInput, FuzzCorpusReplaysCleanly) {
+  const fs::path corpus = fsl::test::data_path("") / "../../fuzz/corpus";
+  const std::vector<std::pair<std::string, void (*)(const uint8_t*, size_t)>> targets = {
+      {"fuzz_annotations", fsl::fuzz::annotations_one}, {"fuzz_npy", fsl::fuzz::npy_one},
+      {"fuzz_config", fsl::fuzz::config_one},           {"fuzz_safetensors", fsl::fuzz::safetensors_one},
+      {"fuzz_predictions", fsl::fuzz::predictions_one}};
+  for (const auto& [name, run_one] : targets) {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(corpus / name)) {
+      const std::string bytes = fsl::read_text(e.path());
+      EXPECT_NO_THROW(run_one(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))
+          << e.path();
+      ++n;
+    }
+    EXPECT_GE(n, 2) << name << ": seed corpus missing";
+  }
+  std::error_code ec;
+  fs::remove_all(fs::temp_directory_path() / ("fsl_fuzz_" + std::to_string(getpid())), ec);
 }
 
 }  // namespace
