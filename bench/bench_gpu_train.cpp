@@ -100,8 +100,12 @@ void BM_GpuTrainStep(benchmark::State& st) {
 #endif
 }
 BENCHMARK(BM_GpuTrainStep)
-    ->Args({1, 0})->Args({1, 1})->Args({2, 0})->Args({2, 1})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->Args({2, 0})
+    ->Args({2, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // The v1 encoder's 12 convolutions alone, forward + backward, TF32 off (0) or on (1).
 void BM_GpuConvs(benchmark::State& st) {
@@ -128,16 +132,15 @@ void BM_GpuConvs(benchmark::State& st) {
       fsl::cuda::conv2d_forward(ctx, b.y.get(), b.x.get(), b.w.get(), nullptr, kB, c.cin, c.H, c.W,
                                 c.cout, c.k);
       fsl::cuda::conv2d_backward(ctx, c.needs_dx ? b.dx.get() : nullptr, b.dw.get(), nullptr,
-                                 b.dy.get(), b.x.get(), b.w.get(), kB, c.cin, c.H, c.W, c.cout,
-                                 c.k, false);
+                                 b.dy.get(), b.x.get(), b.w.get(), kB, c.cin, c.H, c.W, c.cout, c.k,
+                                 false);
     }
     ctx.synchronize();
   };
   pass();  // plans made here, outside the timing
   for (auto _ : st) pass();
-  st.counters["TFLOP_per_s"] = benchmark::Counter(step_conv_flops(n_mels) * 1e-12 *
-                                                      double(st.iterations()),
-                                                  benchmark::Counter::kIsRate);
+  st.counters["TFLOP_per_s"] = benchmark::Counter(
+      step_conv_flops(n_mels) * 1e-12 * double(st.iterations()), benchmark::Counter::kIsRate);
 #endif
 }
 BENCHMARK(BM_GpuConvs)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -34,8 +34,11 @@ int64_t total_rows(const FeatureStore& store) {
 }  // namespace
 
 CudaFeatures::CudaFeatures(const FeatureStore& store, int max_draws)
-    : n_mels_(store.n_mels()), max_draws_(max_draws), mean_(store.mean()),
-      inv_std_(1.0f / store.std()), d_features_(size_t(total_rows(store)) * store.n_mels()),
+    : n_mels_(store.n_mels()),
+      max_draws_(max_draws),
+      mean_(store.mean()),
+      inv_std_(1.0f / store.std()),
+      d_features_(size_t(total_rows(store)) * store.n_mels()),
       d_rows_(2 * size_t(max_draws)) {
   int64_t row = 0;
   for (int f = 0; f < store.num_files(); ++f) {

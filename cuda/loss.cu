@@ -19,7 +19,8 @@ __global__ void proto_kernel(double* proto, const float* emb, const int32_t* sup
   FSL_KERNEL_LOOP(e, int64_t(L) * D) {
     const int j = int(e / D), k = int(e % D);
     double s = 0;
-    for (int t = 0; t < n_shot; ++t) s += double(emb[int64_t(support[j * n_shot + t]) * D + k]) / n_shot;
+    for (int t = 0; t < n_shot; ++t)
+      s += double(emb[int64_t(support[j * n_shot + t]) * D + k]) / n_shot;
     proto[e] = s;
   }
 }
@@ -62,14 +63,15 @@ __global__ void softmax_kernel(double* grad, double* sums, const double* dist,
 // demb (B, D): a query gets sum_j 2 g[q][j] (e - p_j); a support of label j gets
 // -sum_q 2 g[q][j] (e_q - p_j) / n_shot; every other sample 0. role (B, 2) = (query, label).
 __global__ void demb_kernel(float* demb, const float* emb, const double* proto, const double* grad,
-                            const int32_t* queries, const int32_t* role, int B, int D, int L,
-                            int Q, int n_shot) {
+                            const int32_t* queries, const int32_t* role, int B, int D, int L, int Q,
+                            int n_shot) {
   FSL_KERNEL_LOOP(e, int64_t(B) * D) {
     const int b = int(e / D), k = int(e % D);
     const int q = role[2 * b], js = role[2 * b + 1];
     double v = 0;
     if (q >= 0) {
-      for (int j = 0; j < L; ++j) v += 2.0 * grad[q * L + j] * (double(emb[e]) - proto[int64_t(j) * D + k]);
+      for (int j = 0; j < L; ++j)
+        v += 2.0 * grad[q * L + j] * (double(emb[e]) - proto[int64_t(j) * D + k]);
     } else if (js >= 0) {
       for (int qq = 0; qq < Q; ++qq)
         v -= 2.0 * grad[qq * L + js] *
@@ -83,13 +85,18 @@ __global__ void demb_kernel(float* demb, const float* emb, const double* proto, 
 }  // namespace
 
 CudaProtoLoss::CudaProtoLoss(int max_batch, int dim)
-    : max_batch_(max_batch), dim_(dim), d_index_(5 * size_t(max_batch)),
-      d_proto_(size_t(max_batch) * dim), d_dist_(size_t(max_batch) * max_batch),
-      d_grad_(size_t(max_batch) * max_batch), d_sums_(2 * size_t(max_batch)) {}
+    : max_batch_(max_batch),
+      dim_(dim),
+      d_index_(5 * size_t(max_batch)),
+      d_proto_(size_t(max_batch) * dim),
+      d_dist_(size_t(max_batch) * max_batch),
+      d_grad_(size_t(max_batch) * max_batch),
+      d_sums_(2 * size_t(max_batch)) {}
 
 LossResult CudaProtoLoss::compute(CudaContext& ctx, const float* emb, const int* labels, int B,
                                   int n_shot, bool filter_negative, float* demb) {
-  if (B < 1 || B > max_batch_) fail("CUDA prototypical loss: batch ", B, " outside 1..", max_batch_);
+  if (B < 1 || B > max_batch_)
+    fail("CUDA prototypical loss: batch ", B, " outside 1..", max_batch_);
   const int D = dim_;
   // Host bookkeeping, as src/loss.cpp: sorted labels, members in batch order.
   std::vector<int> classes(labels, labels + B);
@@ -98,7 +105,8 @@ LossResult CudaProtoLoss::compute(CudaContext& ctx, const float* emb, const int*
   const int L = int(classes.size());
   std::vector<std::vector<int>> members(L);
   for (int i = 0; i < B; ++i)
-    members[std::lower_bound(classes.begin(), classes.end(), labels[i]) - classes.begin()].push_back(i);
+    members[std::lower_bound(classes.begin(), classes.end(), labels[i]) - classes.begin()]
+        .push_back(i);
   for (int j = 0; j < L; ++j)
     if (int(members[j].size()) <= n_shot)
       fail("prototypical loss: label ", classes[j], " has ", members[j].size(),
@@ -120,7 +128,8 @@ LossResult CudaProtoLoss::compute(CudaContext& ctx, const float* emb, const int*
   const int Q = int(queries.size());
   if (Q == 0) fail("prototypical loss: no query to score (no positive, even, label?)");
   h_index_.clear();
-  for (auto* v : {&support, &queries, &target, &role}) h_index_.insert(h_index_.end(), v->begin(), v->end());
+  for (auto* v : {&support, &queries, &target, &role})
+    h_index_.insert(h_index_.end(), v->begin(), v->end());
   int32_t* d_support = d_index_.get();
   int32_t* d_queries = d_support + support.size();
   int32_t* d_target = d_queries + Q;
@@ -129,7 +138,8 @@ LossResult CudaProtoLoss::compute(CudaContext& ctx, const float* emb, const int*
   FSL_CUDA_CHECK(cudaMemcpyAsync(d_support, h_index_.data(), h_index_.size() * sizeof(int32_t),
                                  cudaMemcpyHostToDevice, st));
 
-  proto_kernel<<<grid_for(int64_t(L) * D), kThreads, 0, st>>>(d_proto_.get(), emb, d_support, L, D, n_shot);
+  proto_kernel<<<grid_for(int64_t(L) * D), kThreads, 0, st>>>(d_proto_.get(), emb, d_support, L, D,
+                                                              n_shot);
   FSL_CUDA_CHECK_LAUNCH();
   dist_kernel<<<Q * L, kThreads, 0, st>>>(d_dist_.get(), emb, d_proto_.get(), d_queries, L, D);
   FSL_CUDA_CHECK_LAUNCH();
@@ -137,9 +147,8 @@ LossResult CudaProtoLoss::compute(CudaContext& ctx, const float* emb, const int*
                                                    d_target, Q, L);
   FSL_CUDA_CHECK_LAUNCH();
   if (demb) {
-    demb_kernel<<<grid_for(int64_t(B) * D), kThreads, 0, st>>>(demb, emb, d_proto_.get(),
-                                                               d_grad_.get(), d_queries, d_role, B,
-                                                               D, L, Q, n_shot);
+    demb_kernel<<<grid_for(int64_t(B) * D), kThreads, 0, st>>>(
+        demb, emb, d_proto_.get(), d_grad_.get(), d_queries, d_role, B, D, L, Q, n_shot);
     FSL_CUDA_CHECK_LAUNCH();
   }
   h_sums_.resize(2 * size_t(Q));

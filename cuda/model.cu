@@ -53,7 +53,11 @@ struct CudaEncoder::Impl {
   uint64_t seed, forward_count = 0;
 
   Impl(const FeaturesConfig& c, int mb, int mf, uint64_t s, bool tf32)
-      : ctx(tf32), host(c, 1, 1 << (c.layer_4 ? 4 : 3), s), cfg(c), max_batch(mb), max_frames(mf),
+      : ctx(tf32),
+        host(c, 1, 1 << (c.layer_4 ? 4 : 3), s),
+        cfg(c),
+        max_batch(mb),
+        max_frames(mf),
         seed(s) {
     act = c.non_linearity == "relu" ? Activation::relu : Activation::leaky_relu;
     num_blocks = c.layer_4 ? 4 : 3;
@@ -146,7 +150,8 @@ struct CudaEncoder::Impl {
         b.sum = pl.get<float>(full);
         b.out = pl.get<float>(out);
         b.mask = pl.get<float>(out);
-        for (int k = 0; k < 4; ++k) b.mean[k] = pl.get<float>(b.c), b.invstd[k] = pl.get<float>(b.c);
+        for (int k = 0; k < 4; ++k)
+          b.mean[k] = pl.get<float>(b.c), b.invstd[k] = pl.get<float>(b.c);
         if (v2) {
           b.ca.avg = pl.get<float>(N * b.c);
           b.ca.mx = pl.get<float>(N * b.c);
@@ -287,8 +292,8 @@ float* CudaEncoder::params() { return impl_->d_params.get(); }
 float* CudaEncoder::grads() { return impl_->d_grads.get(); }
 size_t CudaEncoder::num_params() const { return impl_->d_params.size(); }
 void CudaEncoder::zero_grad() {
-  FSL_CUDA_CHECK(cudaMemsetAsync(impl_->d_grads.get(), 0, num_params() * sizeof(float),
-                                 impl_->ctx.stream()));
+  FSL_CUDA_CHECK(
+      cudaMemsetAsync(impl_->d_grads.get(), 0, num_params() * sizeof(float), impl_->ctx.stream()));
 }
 int CudaEncoder::dim() const { return impl_->dim; }
 int CudaEncoder::min_frames() const { return 1 << impl_->num_blocks; }

@@ -170,9 +170,8 @@ void channel_attention_backward(CudaContext& ctx, float* dx, float* dw1, float* 
   float *dh_avg = scratch + 3 * NC, *dh_max = dh_avg + NCr;
   ca_dlogit_kernel<<<N * C, kThreads, 0, st>>>(dlogit, dy, x, s.att, HW);
   FSL_CUDA_CHECK_LAUNCH();
-  ca_mlp_backward_kernel<<<N, 128, 2 * Cr * sizeof(float), st>>>(dh_avg, dh_max, dv_avg, dv_max,
-                                                                 dlogit, s.h_avg, s.h_max, w1, w2,
-                                                                 C, Cr);
+  ca_mlp_backward_kernel<<<N, 128, 2 * Cr * sizeof(float), st>>>(
+      dh_avg, dh_max, dv_avg, dv_max, dlogit, s.h_avg, s.h_max, w1, w2, C, Cr);
   FSL_CUDA_CHECK_LAUNCH();
   ca_weight_grad_kernel<<<grid_for(2 * int64_t(C) * Cr), kThreads, 0, st>>>(
       dw1, dw2, dlogit, s.h_avg, s.h_max, dh_avg, dh_max, s.avg, s.mx, N, C, Cr);

@@ -17,8 +17,8 @@ inline unsigned grid_for(int64_t n) {
 }
 
 // Grid-stride loop over [0, n).
-#define FSL_KERNEL_LOOP(i, n)                                                          \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);            \
+#define FSL_KERNEL_LOOP(i, n)                                               \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += int64_t(blockDim.x) * gridDim.x)
 
 // Checks the launch itself (bad configuration); execution errors surface at the next sync.

@@ -23,7 +23,8 @@ CudaContext::CudaContext(bool allow_tf32) {
   FSL_CUDA_CHECK(cublasCreate(&cublas_));
   FSL_CUDA_CHECK(cublasSetStream(cublas_, stream_));
   // Pedantic: plain fp32 FMA, no TF32 and no reduced-precision shortcuts (as OpenBLAS on the CPU).
-  FSL_CUDA_CHECK(cublasSetMathMode(cublas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+  FSL_CUDA_CHECK(
+      cublasSetMathMode(cublas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
 }
 
 CudaContext::~CudaContext() {
@@ -82,10 +83,14 @@ const ConvPlan& CudaContext::conv_plan(int N, int Cin, int H, int W, int Cout, i
   FSL_CUDA_CHECK(cudnnCreateTensorDescriptor(&p.bias));
   FSL_CUDA_CHECK(cudnnCreateFilterDescriptor(&p.w));
   FSL_CUDA_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
-  FSL_CUDA_CHECK(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, Cin, H, W));
-  FSL_CUDA_CHECK(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, Cout, H, W));
-  FSL_CUDA_CHECK(cudnnSetTensor4dDescriptor(p.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, Cout, 1, 1));
-  FSL_CUDA_CHECK(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, Cout, Cin, k, k));
+  FSL_CUDA_CHECK(
+      cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, Cin, H, W));
+  FSL_CUDA_CHECK(
+      cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, Cout, H, W));
+  FSL_CUDA_CHECK(
+      cudnnSetTensor4dDescriptor(p.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, Cout, 1, 1));
+  FSL_CUDA_CHECK(
+      cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, Cout, Cin, k, k));
   FSL_CUDA_CHECK(cudnnSetConvolution2dDescriptor(p.conv, k / 2, k / 2, 1, 1, 1, 1,
                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   FSL_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv, tf32_ ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
@@ -126,8 +131,8 @@ void DeviceArena::allocate(size_t bytes) {
 void* DeviceArena::take_bytes(size_t bytes) {
   const size_t n = aligned(bytes);
   if (used_ + n > capacity_)
-    fail("DeviceArena: request of ", bytes, " bytes exceeds the planned ", capacity_,
-         " (", used_, " used): a planning bug");
+    fail("DeviceArena: request of ", bytes, " bytes exceeds the planned ", capacity_, " (", used_,
+         " used): a planning bug");
   void* p = base_ + used_;
   used_ += n;
   return p;

@@ -19,7 +19,8 @@ void conv2d_backward(CudaContext& ctx, float* dx, float* dw, float* dbias, const
   const ConvPlan& p = ctx.conv_plan(N, Cin, H, W, Cout, k);
   const float one = 1.0f, zero = 0.0f;
   // beta = 1: parameter gradients accumulate, as the CPU op.
-  if (dbias) FSL_CUDA_CHECK(cudnnConvolutionBackwardBias(ctx.cudnn(), &one, p.y, dy, &one, p.bias, dbias));
+  if (dbias)
+    FSL_CUDA_CHECK(cudnnConvolutionBackwardBias(ctx.cudnn(), &one, p.y, dy, &one, p.bias, dbias));
   FSL_CUDA_CHECK(cudnnConvolutionBackwardFilter(ctx.cudnn(), &one, p.x, x, p.y, dy, p.conv,
                                                 p.bwd_filter, ctx.workspace(),
                                                 ctx.workspace_bytes(), &one, p.w, dw));

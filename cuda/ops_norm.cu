@@ -92,14 +92,14 @@ void batchnorm2d_forward(CudaContext& ctx, float* y, float* mean, float* invstd,
                          const float* gamma, const float* beta, float* running_mean,
                          float* running_var, int N, int C, int HW, bool training,
                          const BatchNormParams& bn) {
-  bn_forward_kernel<<<C, kThreads, 0, ctx.stream()>>>(y, mean, invstd, x, gamma, beta,
-                                                      running_mean, running_var, N, C, HW,
-                                                      training, bn.momentum, bn.eps);
+  bn_forward_kernel<<<C, kThreads, 0, ctx.stream()>>>(y, mean, invstd, x, gamma, beta, running_mean,
+                                                      running_var, N, C, HW, training, bn.momentum,
+                                                      bn.eps);
   FSL_CUDA_CHECK_LAUNCH();
 }
 
-void batchnorm2d_backward(CudaContext& ctx, float* dx, float* dgamma, float* dbeta,
-                          const float* dy, const float* x, const float* gamma, const float* mean,
+void batchnorm2d_backward(CudaContext& ctx, float* dx, float* dgamma, float* dbeta, const float* dy,
+                          const float* x, const float* gamma, const float* mean,
                           const float* invstd, int N, int C, int HW, bool training) {
   bn_backward_kernel<<<C, kThreads, 0, ctx.stream()>>>(dx, dgamma, dbeta, dy, x, gamma, mean,
                                                        invstd, N, C, HW, training);

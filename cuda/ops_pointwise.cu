@@ -14,7 +14,8 @@ __global__ void activation_forward_kernel(float* y, const float* x, int64_t n, b
 __global__ void activation_backward_kernel(float* dx, const float* dy, const float* y, int64_t n,
                                            bool leaky) {
   FSL_KERNEL_LOOP(i, n) {
-    dx[i] = dy[i] * (leaky ? om::leaky_relu_grad_from_output(y[i]) : om::relu_grad_from_output(y[i]));
+    dx[i] =
+        dy[i] * (leaky ? om::leaky_relu_grad_from_output(y[i]) : om::relu_grad_from_output(y[i]));
   }
 }
 __global__ void dropout_forward_kernel(float* y, float* mask, const float* x, int64_t n, float p,
@@ -63,7 +64,8 @@ __global__ void maxpool_backward_kernel(float* dx, const float* dy, const float*
     float g = 0.0f;
     if (h / 2 < Ho && w / 2 < Wo) {
       const float* xp = x + p * H * W;
-      if (window_argmax(xp, h / 2, w / 2, W) == h * W + w) g = dy[p * Ho * Wo + (h / 2) * Wo + w / 2];
+      if (window_argmax(xp, h / 2, w / 2, W) == h * W + w)
+        g = dy[p * Ho * Wo + (h / 2) * Wo + w / 2];
     }
     dx[e] = g;
   }
@@ -110,10 +112,10 @@ __global__ void adaptive_avgpool_backward_kernel(float* dx, const float* dy, int
 
 }  // namespace
 
-#define FSL_LAUNCH(kernel, n, ...)                                                    \
-  do {                                                                                \
-    kernel<<<grid_for(n), kThreads, 0, ctx.stream()>>>(__VA_ARGS__);                  \
-    FSL_CUDA_CHECK_LAUNCH();                                                          \
+#define FSL_LAUNCH(kernel, n, ...)                                   \
+  do {                                                               \
+    kernel<<<grid_for(n), kThreads, 0, ctx.stream()>>>(__VA_ARGS__); \
+    FSL_CUDA_CHECK_LAUNCH();                                         \
   } while (0)
 
 void activation_forward(CudaContext& ctx, float* y, const float* x, int64_t n, Activation act) {

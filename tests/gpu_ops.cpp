@@ -70,8 +70,9 @@ struct ConvShape {
 
 TEST(GpuOps, Conv2dForwardBackward) {
   SKIP_WITHOUT_GPU();
-  for (const ConvShape s : {ConvShape{3, 5, 7, 9, 4, 3, true}, ConvShape{2, 1, 17, 16, 6, 3, false},
-                            ConvShape{3, 6, 5, 8, 7, 1, false}, ConvShape{2, 64, 9, 32, 128, 3, false}}) {
+  for (const ConvShape s :
+       {ConvShape{3, 5, 7, 9, 4, 3, true}, ConvShape{2, 1, 17, 16, 6, 3, false},
+        ConvShape{3, 6, 5, 8, 7, 1, false}, ConvShape{2, 64, 9, 32, 128, 3, false}}) {
     const size_t nx = size_t(s.N) * s.Cin * s.H * s.W, ny = size_t(s.N) * s.Cout * s.H * s.W;
     const size_t nw = size_t(s.Cout) * s.Cin * s.k * s.k;
     Vec x = randn(nx, 1), w = randn(nw, 2, 0.3f), b = randn(s.Cout, 3), dy = randn(ny, 4);
@@ -191,10 +192,12 @@ TEST(GpuOps, ChannelAttention) {
   SKIP_WITHOUT_GPU();
   const int N = 3, C = 32, Cr = 2, HW = 300;
   const size_t n = size_t(N) * C * HW;
-  Vec x = randn(n, 41), w1 = randn(Cr * C, 42, 0.3f), w2 = randn(C * Cr, 43, 0.3f), dy = randn(n, 44);
+  Vec x = randn(n, 41), w1 = randn(Cr * C, 42, 0.3f), w2 = randn(C * Cr, 43, 0.3f),
+      dy = randn(n, 44);
   Vec avg(N * C), mx(N * C), ha(N * Cr), hm(N * Cr), att(N * C), y(n), dx(n);
   std::vector<int32_t> arg(N * C);
-  ChannelAttentionSaved<float> s{avg.data(), mx.data(), arg.data(), ha.data(), hm.data(), att.data()};
+  ChannelAttentionSaved<float> s{avg.data(), mx.data(), arg.data(),
+                                 ha.data(),  hm.data(), att.data()};
   channel_attention_forward(y.data(), s, x.data(), w1.data(), w2.data(), N, C, Cr, HW);
   Vec dw1 = randn(w1.size(), 45), dw2 = randn(w2.size(), 46);
   Dev gdw1(dw1), gdw2(dw2);
@@ -203,10 +206,12 @@ TEST(GpuOps, ChannelAttention) {
   Dev gx(x), gw1(w1), gw2(w2), gdy(dy), gy(n), gdx(n), gavg(N * C), gmx(N * C), gha(N * Cr),
       ghm(N * Cr), gatt(N * C), scratch(cuda::channel_attention_scratch_size(N, C, Cr));
   DeviceBuffer<int32_t> garg(N * C);
-  ChannelAttentionSaved<float> gs{gavg.get(), gmx.get(), garg.get(), gha.get(), ghm.get(), gatt.get()};
-  cuda::channel_attention_forward(ctx(), gy.get(), gs, gx.get(), gw1.get(), gw2.get(), N, C, Cr, HW);
-  cuda::channel_attention_backward(ctx(), gdx.get(), gdw1.get(), gdw2.get(), gdy.get(), gs, gx.get(),
-                                   gw1.get(), gw2.get(), N, C, Cr, HW, scratch.get());
+  ChannelAttentionSaved<float> gs{gavg.get(), gmx.get(), garg.get(),
+                                  gha.get(),  ghm.get(), gatt.get()};
+  cuda::channel_attention_forward(ctx(), gy.get(), gs, gx.get(), gw1.get(), gw2.get(), N, C, Cr,
+                                  HW);
+  cuda::channel_attention_backward(ctx(), gdx.get(), gdw1.get(), gdw2.get(), gdy.get(), gs,
+                                   gx.get(), gw1.get(), gw2.get(), N, C, Cr, HW, scratch.get());
   EXPECT_LE(rel(down(gy), y), kTol);
   EXPECT_LE(rel(down(gatt), att), kTol);
   EXPECT_EQ(down(gmx), mx);
@@ -228,7 +233,8 @@ TEST(GpuOps, PrototypicalLosses) {
   for (bool filter : {false, true}) {
     Vec demb(emb.size());
     const LossResult want =
-        filter ? prototypical_loss_filter_negative(emb.data(), labels.data(), B, D, n_shot, demb.data())
+        filter ? prototypical_loss_filter_negative(emb.data(), labels.data(), B, D, n_shot,
+                                                   demb.data())
                : prototypical_loss(emb.data(), labels.data(), B, D, n_shot, demb.data());
     const LossResult got =
         loss.compute(ctx(), gemb.get(), labels.data(), B, n_shot, filter, gdemb.get());
@@ -237,7 +243,8 @@ TEST(GpuOps, PrototypicalLosses) {
     EXPECT_LE(rel(down(gdemb), demb), kTol) << filter;
   }
   labels[0] = 99;  // a label with one sample: the CPU op's error
-  EXPECT_THROW(loss.compute(ctx(), gemb.get(), labels.data(), B, n_shot, false, gdemb.get()), Error);
+  EXPECT_THROW(loss.compute(ctx(), gemb.get(), labels.data(), B, n_shot, false, gdemb.get()),
+               Error);
 }
 
 TEST(GpuOps, AdamSteps) {

@@ -33,7 +33,8 @@ class CudaEncoder {
   // x (B, frames, n_mels) device -> emb (B, dim()) device; x must stay unchanged until
   // backward(). Asynchronous on context().stream().
   void forward(const float* x, int B, int frames, bool training, float* emb);
-  // After forward(..., training = true): grads() += d loss / d params, given demb (B, dim()) device.
+  // After forward(..., training = true): grads() += d loss / d params, given demb (B, dim())
+  // device.
   void backward(const float* demb);
 
   float* params();  // device, num_params() floats, fsl::Encoder's layout

@@ -33,8 +33,8 @@ void batchnorm2d_forward(CudaContext& ctx, float* y, float* mean, float* invstd,
                          const float* gamma, const float* beta, float* running_mean,
                          float* running_var, int N, int C, int HW, bool training,
                          const BatchNormParams& bn = {});
-void batchnorm2d_backward(CudaContext& ctx, float* dx, float* dgamma, float* dbeta,
-                          const float* dy, const float* x, const float* gamma, const float* mean,
+void batchnorm2d_backward(CudaContext& ctx, float* dx, float* dgamma, float* dbeta, const float* dy,
+                          const float* x, const float* gamma, const float* mean,
                           const float* invstd, int N, int C, int HW, bool training);
 
 // ---- element-wise -----------------------------------------------------------------------------
@@ -123,9 +123,9 @@ class CudaFeatures {
  private:
   int n_mels_, max_draws_;
   float mean_, inv_std_;
-  std::vector<int64_t> file_row_;      // first row of each file in d_features_
-  DeviceBuffer<float> d_features_;     // (total rows, n_mels)
-  DeviceBuffer<int64_t> d_rows_;       // per draw: first source row, length
+  std::vector<int64_t> file_row_;   // first row of each file in d_features_
+  DeviceBuffer<float> d_features_;  // (total rows, n_mels)
+  DeviceBuffer<int64_t> d_rows_;    // per draw: first source row, length
   std::vector<int64_t> h_rows_;
 };
 
