@@ -94,7 +94,7 @@ void write_safetensors(const fs::path& path, const std::vector<NamedTensor>& ten
     for (const NamedTensor& t : tensors)
       out.write(static_cast<const char*>(t.data),
                 std::streamsize(t.numel() * int64_t(dtype_size(t.dtype))));
-    if (!out.flush()) fail("cannot write ", path.string());
+    if (!out.flush()) fail(path.string(), ": write failed (disk full?)");
   });
 }
 
