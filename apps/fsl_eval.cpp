@@ -15,6 +15,7 @@
 #include "fsl/metric.hpp"
 #include "fsl/npy.hpp"
 #include "fsl/progress.hpp"
+#include "fsl/safetensors.hpp"
 
 namespace fs = std::filesystem;
 
@@ -53,6 +54,12 @@ std::unique_ptr<fsl::Embedder> make_embedder(const fsl::Config& c, std::string c
   if (!fs::exists(checkpoint))
     fsl::fail(checkpoint, ": checkpoint not found (train with fsl_train, or pass --checkpoint)");
   const std::string type = c.features.types().front();
+  // The normalisation the encoder was trained with: stored in checkpoints written by fsl_train;
+  // for other checkpoints (e.g. exported from PyTorch) the train dir's feature_stats.json.
+  auto meta = fsl::read_safetensors(checkpoint).metadata;
+  if (meta.count("feature_mean") && meta.count("feature_std") && meta["feature_type"] == type)
+    return std::make_unique<fsl::EncoderEmbedder>(c, checkpoint, std::stod(meta["feature_mean"]),
+                                                  std::stod(meta["feature_std"]));
   auto stats = fsl::read_feature_stats(fsl::split_dir(c, "train"));
   if (!stats.count(type))
     fsl::fail(fsl::feature_stats_path(fsl::split_dir(c, "train")), ": no statistics for '", type,

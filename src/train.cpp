@@ -146,6 +146,9 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
          "' (run `fsl_features export CONFIG --split train`)");
   const float mean = static_cast<float>(stats[type].mean);
   const float stdv = static_cast<float>(stats[type].std > 0 ? stats[type].std : 1.0);
+  // Stored in every checkpoint, so detection normalises as training did without the train dir.
+  const std::map<std::string, std::string> normalisation = {
+      {"feature_type", type}, {"feature_mean", exact(mean)}, {"feature_std", exact(stdv)}};
   Run r{c, type, fps, seg_frames,
         FeatureStore(c.features.n_mels, mean, stdv), FeatureStore(c.features.n_mels, mean, stdv),
         {}, {}, 0};
@@ -267,17 +270,21 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
       result.best_val_acc = score;
       result.best_epoch = m.epoch;
       bad_epochs = 0;
-      save_checkpoint(best_path, enc, {}, {{"epoch", std::to_string(epoch)}, {"config", c.to_yaml()}});
+      auto meta = normalisation;
+      meta["epoch"] = std::to_string(epoch);
+      meta["config"] = c.to_yaml();
+      save_checkpoint(best_path, enc, {}, meta);
     } else {
       ++bad_epochs;
     }
     atomic_write_text(run_dir / "metrics.csv", metrics_csv(history));
-    save_checkpoint(last_path, enc, adam.state(),
-                    {{"epoch", std::to_string(epoch)},
-                     {"best_val_acc", exact(result.best_val_acc)},
-                     {"best_epoch", std::to_string(result.best_epoch)},
-                     {"bad_epochs", std::to_string(bad_epochs)},
-                     {"config", c.to_yaml()}});
+    auto meta = normalisation;
+    meta["epoch"] = std::to_string(epoch);
+    meta["best_val_acc"] = exact(result.best_val_acc);
+    meta["best_epoch"] = std::to_string(result.best_epoch);
+    meta["bad_epochs"] = std::to_string(bad_epochs);
+    meta["config"] = c.to_yaml();
+    save_checkpoint(last_path, enc, adam.state(), meta);
     result.epochs_completed = m.epoch;
     result.last_train_loss = m.train_loss;
     result.last_val_loss = m.val_loss;

@@ -88,6 +88,22 @@ TEST_F(Train, LoadWeightFromOwnCheckpoint) {
   EXPECT_NE(out.find("weights loaded"), std::string::npos) << out;
 }
 
+TEST_F(Train, CheckpointCarriesTheNormalisationForDetection) {
+  std::string out;
+  ASSERT_EQ(train("exp_name=norm train_param.max_epochs=1", &out), 0) << out;
+  auto meta = fsl::read_safetensors(run("norm") / "best.safetensors").metadata;
+  auto stats = fsl::read_text(data() / "Training_Set" / "feature_stats.json");
+  ASSERT_TRUE(meta.count("feature_mean") && meta.count("feature_std")) << "no normalisation";
+  EXPECT_EQ(meta["feature_type"], "logmel");
+  // the same mean as feature_stats.json (to float precision)
+  auto at = stats.find("\"mean\": ") + 8;
+  EXPECT_NEAR(std::stod(meta["feature_mean"]), std::stod(stats.substr(at)), 1e-5);
+  // fsl_eval needs no train dir with such a checkpoint
+  ASSERT_EQ(run_command(bin_path("fsl_eval").string() + " " + config() + " " + paths() +
+                            " path.train_dir=/nonexistent exp_name=norm", &out), 0) << out;
+  EXPECT_NE(out.find("overall"), std::string::npos) << out;
+}
+
 TEST_F(Train, BadInputsGiveOneClearLine) {
   struct Case {
     std::string args, expect;
