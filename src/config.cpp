@@ -199,6 +199,9 @@ void validate(const Config& c, const std::string& origin) {
     if (t != "logmel" && t != "pcen")
       fail(origin, ": key 'features.feature_types': unsupported feature type '", t,
            "' (supported: logmel, pcen)");
+  need(f.time_max_pool_dim > 0 && f.time_max_pool_dim < (1 << 20), "features.time_max_pool_dim",
+       "must be in 1 .. 2^20-1");  // checked first: the next line divides by 64 times it
+  need(f.embedding_dim > 0, "features.embedding_dim", "must be > 0");
   need(f.embedding_dim % (f.time_max_pool_dim * 64) == 0, "features.embedding_dim",
        "must be a multiple of 64*time_max_pool_dim");
   need(f.drop_rate >= 0 && f.drop_rate < 1, "features.drop_rate", "must be in [0, 1)");
