@@ -14,9 +14,10 @@ TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
   for f in fuzz/fuzz_*.cpp; do TARGETS+=("$(basename "$f" .cpp)"); done
 fi
+mkdir -p "$BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DFSL_FUZZ=ON \
   -DFSL_WITH_CUDA=OFF -DFSL_BUILD_TESTS=OFF -DFSL_BUILD_BENCH=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD_DIR.cmake.log" 2>&1 || { cat "$BUILD_DIR.cmake.log"; exit 1; }
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD_DIR/cmake.log" 2>&1 || { cat "$BUILD_DIR/cmake.log"; exit 1; }
 cmake --build "$BUILD_DIR" -j"$JOBS" --target "${TARGETS[@]}"
 status=0
 for t in "${TARGETS[@]}"; do

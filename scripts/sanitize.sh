@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${SAN_BUILD_DIR:-build-asan}
 JOBS=${JOBS:-$(nproc)}
+mkdir -p "$BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -DFSL_SANITIZE=ON -DFSL_WITH_CUDA=OFF -DFSL_BUILD_BENCH=OFF \
-  -DCMAKE_BUILD_TYPE=Release > "$BUILD_DIR.cmake.log" 2>&1 || { cat "$BUILD_DIR.cmake.log"; exit 1; }
+  -DCMAKE_BUILD_TYPE=Release > "$BUILD_DIR/cmake.log" 2>&1 || { cat "$BUILD_DIR/cmake.log"; exit 1; }
 cmake --build "$BUILD_DIR" -j"$JOBS"
 # halt_on_error: a UBSan report aborts the test (by default UBSan only prints and goes on).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
