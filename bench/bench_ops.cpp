@@ -87,6 +87,19 @@ static void BM_TrainStep(benchmark::State& st) {
     opt.step(enc.params(), enc.grads());
   }
 }
-BENCHMARK(BM_TrainStep)->Arg(1)->Arg(2)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_TrainStep)->Arg(1)->Arg(2)->Unit(benchmark::kSecond)->UseRealTime()->MeasureProcessCPUTime()->Iterations(3);
+
+// Inference as detection runs it: eval forward of 256 windows x 24 frames x 128 mels, v1.
+static void BM_EncoderEval(benchmark::State& st) {
+  openblas_set_num_threads(threads());
+  FeaturesConfig f;
+  const int B = 256, T = 24;
+  Encoder enc(f, B, T, 42);
+  auto x = randn(size_t(B) * T * f.n_mels, 7);
+  std::vector<float> emb(size_t(B) * enc.dim());
+  for (auto _ : st) enc.forward(x.data(), B, T, false, emb.data());
+  st.counters["windows/s"] = benchmark::Counter(B, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_EncoderEval)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime()->MinTime(2.0);
 
 BENCHMARK_MAIN();
