@@ -9,27 +9,17 @@
 #include <vector>
 
 #include "fsl/error.hpp"
+#include "gradcheck.hpp"
 #include "fsl/loss.hpp"
 #include "fsl/model.hpp"
 
 using namespace fsl;
-using Vec = std::vector<double>;
+using fsl::test::Vec;
 
 namespace {
 
-Vec randn(size_t n, uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> d(0.0, scale);
-  Vec v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-double dot(const Vec& a, const Vec& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
+using fsl::test::dot;
+using fsl::test::randn;
 
 // Finite differences at the listed positions of `x` only. A position where the two one-sided
 // differences disagree sits on a kink (ReLU at 0, a max-pool tie) within h: it is skipped, and

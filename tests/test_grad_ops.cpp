@@ -9,26 +9,16 @@
 #include <vector>
 
 #include "fsl/op_math.hpp"
+#include "gradcheck.hpp"
 #include "fsl/ops.hpp"
 
 using namespace fsl;
-using Vec = std::vector<double>;
+using fsl::test::Vec;
 
 namespace {
 
-Vec randn(size_t n, uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> d(0.0, scale);
-  Vec v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-double dot(const Vec& a, const Vec& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
+using fsl::test::dot;
+using fsl::test::randn;
 
 // Central differences of `loss` w.r.t. every element of `x` (restored after), compared to `grad`.
 double grad_error(Vec& x, const Vec& grad, const std::function<double()>& loss,
