@@ -223,7 +223,7 @@ struct Frontend::Impl {
   std::vector<double> twiddle_re, twiddle_im;  // (n_fft/2) cos, -sin of 2 pi k / n_fft
   std::vector<float> filterbank;  // (n_mels, nb)
   // Each mel triangle is non-zero on bins [band_lo[m], band_hi[m]) only: projecting over that
-  // range does ~2 MACs per bin instead of n_mels (a dense sgemm measured 3.3 us/frame; see mel_project).
+  // range does ~2 MACs per bin instead of n_mels (a dense sgemm: 3.3 us/frame; see mel_project).
   std::vector<int> band_lo, band_hi;
   // The STFT runs in double as librosa's does: a float FFT's rounding noise (~1e-7 of the
   // frame's peak) would dominate the near-silent bands that PCEN's gain control amplifies.
