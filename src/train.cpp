@@ -216,6 +216,11 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   std::vector<float> emb(size_t(std::max(B, valB)) * enc.dim()), demb(emb.size());
   std::vector<int> labels;
   long episodes_total = 0;
+  // The untrained encoder on the same validation episodes: the baseline every epoch improves on.
+  if (!opt.resume && r.val_k_way > 0 && start_epoch == 0) {
+    auto [vl, va] = validate(r, enc, x, emb);
+    std::fprintf(stderr, "epoch 0 (before training): val loss %.4f acc %.3f\n", vl, va);
+  }
   for (int epoch = start_epoch; epoch < tp.max_epochs; ++epoch) {
     auto t0 = std::chrono::steady_clock::now();
     const double lr = sched.lr_at(epoch);
