@@ -8,6 +8,9 @@
 #include "fsl/cuda_frontend.hpp"
 #include "fsl/error.hpp"
 #include "fsl/frontend.hpp"
+#include "testutil.hpp"
+
+using fsl::test::relative_frobenius;
 
 namespace fsl {
 namespace {
@@ -27,16 +30,6 @@ std::vector<float> random_signal(size_t n, unsigned seed) {
   for (size_t i = n / 3; i < n / 2; ++i) x[i] *= 1e-4f;
   for (size_t i = 0; i < n; ++i) x[i] += 0.1f * std::sin(0.05f * float(i));
   return x;
-}
-
-double relative_frobenius(const std::vector<float>& got, const std::vector<float>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
 }
 
 const std::vector<std::string> kTypes{"logmel", "pcen"};

@@ -12,16 +12,9 @@
 #include "fsl/npy.hpp"
 #include "testutil.hpp"
 
-namespace {
+using fsl::test::relative_frobenius;
 
-double relative_frobenius(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
-}
+namespace {
 
 // The message of the Error `f` throws ("" when it throws none).
 template <typename F>

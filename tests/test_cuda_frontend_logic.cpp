@@ -11,6 +11,9 @@
 #include "fsl/error.hpp"
 #include "fsl/frontend.hpp"
 #include "fsl/frontend_scan.hpp"
+#include "testutil.hpp"
+
+using fsl::test::relative_frobenius;
 
 namespace fsl {
 namespace {
@@ -204,15 +207,6 @@ std::map<std::string, std::vector<float>> emulate_gpu_frontend(const FrontendPar
     pcen_scan_emulated(energy.data(), count, M, s, pp, state, pcen.data() + c.frame_begin * M);
   }
   return {{"logmel", logmel}, {"pcen", pcen}};
-}
-
-double relative_frobenius(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
 }
 
 TEST(CudaFrontendLogic, EmulatedChunkedPipelineMatchesCpuFrontend) {

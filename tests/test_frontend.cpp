@@ -12,6 +12,8 @@
 #include "fsl/npy.hpp"
 #include "testutil.hpp"
 
+using fsl::test::relative_frobenius;
+
 namespace {
 
 struct GoldenCase {
@@ -34,15 +36,6 @@ std::vector<GoldenCase> read_cases() {
     cases.push_back(c);
   }
   return cases;
-}
-
-double relative_frobenius(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
 }
 
 std::string golden(const std::string& name, const std::string& what) {

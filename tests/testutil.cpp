@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <random>
 
@@ -27,6 +28,16 @@ std::filesystem::path data_path(const std::string& name) {
 
 std::filesystem::path bin_path(const std::string& name) {
   return std::filesystem::path(FSL_BIN_DIR) / name;
+}
+
+double relative_frobenius(const std::vector<float>& got, const std::vector<float>& want) {
+  if (got.size() != want.size()) return INFINITY;  // a shape mismatch fails any tolerance
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / den);
 }
 
 int run_command(const std::string& cmd, std::string* output) {

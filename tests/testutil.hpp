@@ -2,6 +2,7 @@
 #pragma once
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace fsl::test {
 
@@ -15,6 +16,10 @@ struct TempDir {
 
 std::filesystem::path data_path(const std::string& name);  // tests/data/<name>
 std::filesystem::path bin_path(const std::string& name);   // <build>/<name>
+
+// sqrt(sum (got - want)^2 / sum want^2), accumulated in double: the front-end parity measure
+// (infinite when the sizes differ).
+double relative_frobenius(const std::vector<float>& got, const std::vector<float>& want);
 
 // Runs a shell command, returns its exit code; stdout+stderr captured into `output`.
 int run_command(const std::string& cmd, std::string* output = nullptr);
