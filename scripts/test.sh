@@ -14,9 +14,9 @@ cmake --build "$BUILD_DIR" -j"$JOBS"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" --timeout 600 "$@"
 # ---- hardening: sanitizers and fuzzing (skipped with FSL_QUICK=1) ----
 if [ "${FSL_QUICK:-0}" != 1 ]; then
-  # CI budget (2 cores): the end-to-end training tests and the numeric gradient checks run only
-  # in the normal suite above; FSL_SAN_EXCLUDE="" runs every cpu test under the sanitizers.
-  exclude=${FSL_SAN_EXCLUDE-'^(Train|FaultsTrain|GradOps|GradLoss|GradModel)\.'}
+  # Every cpu test under ASan + UBSan (all of it fits the CI budget: the whole script took
+  # about 16 min on 2 cores). FSL_SAN_EXCLUDE='regex' leaves tests out for a quicker local run.
+  exclude=${FSL_SAN_EXCLUDE-}
   if [ -n "$exclude" ]; then scripts/sanitize.sh -E "$exclude"; else scripts/sanitize.sh; fi
   if command -v clang++ > /dev/null; then scripts/fuzz.sh 30; else echo "fuzz: no clang++, skipped"; fi
 fi
