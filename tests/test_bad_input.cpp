@@ -7,9 +7,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "../fuzz/targets.hpp"
 #include "fsl/annotations.hpp"
 #include "fsl/fileio.hpp"
-#include "../fuzz/targets.hpp"
 #include "testutil.hpp"
 
 namespace fs = std::filesystem;
@@ -33,14 +33,17 @@ std::vector<Case> read_cases() {
       if (bar == std::string::npos) break;
       start = bar + 3;
     }
-    if (f.size() != 5) ADD_FAILURE() << "cases.txt: not 5 fields: " << line;
-    else cases.push_back({f[0], f[1], f[2], f[4], std::stoi(f[3])});
+    if (f.size() != 5)
+      ADD_FAILURE() << "cases.txt: not 5 fields: " << line;
+    else
+      cases.push_back({f[0], f[1], f[2], f[4], std::stoi(f[3])});
   }
   return cases;
 }
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size()) s.replace(p, from.size(), to);
+  for (size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size())
+    s.replace(p, from.size(), to);
   return s;
 }
 
@@ -58,25 +61,27 @@ TEST(BadInput, EveryCaseExitsWithItsCodeAndMessage) {
     std::string out;
     int rc = fsl::test::run_command("cd " + tmp.path.string() + " && " + cmd, &out);
     EXPECT_EQ(rc, c.exit_code) << c.id << ": " << cmd << "\n" << out;
-    EXPECT_NE(out.find(c.expect), std::string::npos) << c.id << ": expected '" << c.expect
-                                                     << "' in:\n" << out;
+    EXPECT_NE(out.find(c.expect), std::string::npos)
+        << c.id << ": expected '" << c.expect << "' in:\n"
+        << out;
     // Never a crash report, whatever the input.
-    for (const char* crash : {"Segmentation", "Aborted", "terminate called", "AddressSanitizer",
-                              "runtime error:"})
+    for (const char* crash :
+         {"Segmentation", "Aborted", "terminate called", "AddressSanitizer", "runtime error:"})
       EXPECT_EQ(out.find(crash), std::string::npos) << c.id << ":\n" << out;
   }
 }
 
 TEST(BadInput, DocListsEveryCase) {
-  const std::string doc =
-      fsl::read_text(fsl::test::data_path("") / "../../docs/bad-input.md");
-  for (const auto& c : read_cases()) {
-    size_t row = doc.find("\n| " + c.id + " | ");
-    ASSERT_NE(row, std::string::npos) << c.id << " is not in docs/bad-input.md: rerun "
-                                      << "tests/data/bad_input/make_doc.sh";
-    std::string line = doc.substr(row + 1, doc.find('\n', row + 1) - row - 1);
-    EXPECT_NE(line.find(c.expect), std::string::npos) << c.id << ": " << line;
-    EXPECT_NE(line.find(" | " + std::to_string(c.exit_code) + " | "), std::string::npos) << line;
+  for (const char* page : {"docs/bad-input.md", "README.md"}) {
+    const std::string doc = fsl::read_text(fsl::test::data_path("") / "../.." / page);
+    for (const auto& c : read_cases()) {
+      size_t row = doc.find("\n| " + c.id + " | ");
+      ASSERT_NE(row, std::string::npos) << c.id << " is not in " << page << ": rerun "
+                                        << "tests/data/bad_input/make_doc.sh";
+      std::string line = doc.substr(row + 1, doc.find('\n', row + 1) - row - 1);
+      EXPECT_NE(line.find(c.expect), std::string::npos) << c.id << ": " << line;
+      EXPECT_NE(line.find(" | " + std::to_string(c.exit_code) + " | "), std::string::npos) << line;
+    }
   }
 }
 
@@ -85,8 +90,10 @@ TEST(BadInput, DocListsEveryCase) {
 TEST(BadInput, FuzzCorpusReplaysCleanly) {
   const fs::path corpus = fsl::test::data_path("") / "../../fuzz/corpus";
   const std::vector<std::pair<std::string, void (*)(const uint8_t*, size_t)>> targets = {
-      {"fuzz_annotations", fsl::fuzz::annotations_one}, {"fuzz_npy", fsl::fuzz::npy_one},
-      {"fuzz_config", fsl::fuzz::config_one},           {"fuzz_safetensors", fsl::fuzz::safetensors_one},
+      {"fuzz_annotations", fsl::fuzz::annotations_one},
+      {"fuzz_npy", fsl::fuzz::npy_one},
+      {"fuzz_config", fsl::fuzz::config_one},
+      {"fuzz_safetensors", fsl::fuzz::safetensors_one},
       {"fuzz_predictions", fsl::fuzz::predictions_one}};
   for (const auto& [name, run_one] : targets) {
     int n = 0;

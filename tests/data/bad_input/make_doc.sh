@@ -47,4 +47,11 @@ while IFS= read -r line; do
 done < "$here/cases.txt"
 mv "$doc.tmp" "$doc"
 echo "wrote $doc" >&2
+# The same table in the README's "Bad input" section, between its two markers.
+readme="$root/README.md"
+awk -v doc="$doc" '
+  /^<!-- bad-input-table/ { print; while ((getline l < doc) > 0) if (l ~ /^\|/) print l; skip = 1; next }
+  /^<!-- \/bad-input-table -->/ { skip = 0 }
+  !skip { print }' "$readme" > "$readme.tmp" && mv "$readme.tmp" "$readme"
+echo "updated the table in $readme" >&2
 exit $status
