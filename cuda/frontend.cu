@@ -132,15 +132,8 @@ size_t CudaFrontend::frames_per_chunk() const { return size_t(impl_->F); }
 std::map<std::string, std::vector<float>> CudaFrontend::compute(
     const float* x, size_t n, const std::vector<std::string>& types) {
   if (n == 0) fail("CUDA front end: empty signal");
-  bool want_log = false, want_pcen = false;
-  for (const auto& t : types) {
-    if (t == "logmel")
-      want_log = true;
-    else if (t == "pcen")
-      want_pcen = true;
-    else
-      fail("CUDA front end: unknown feature type '", t, "' (supported: logmel, pcen)");
-  }
+  const auto req = parse_requested_types(types, "CUDA front end");
+  const bool want_log = req.logmel, want_pcen = req.pcen;
   Impl& s = *impl_;
   const int M = s.M;
   const size_t n_frames = 1 + n / size_t(p_.hop);

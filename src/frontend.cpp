@@ -286,18 +286,24 @@ Frontend::~Frontend() {
   }
 }
 
+RequestedTypes parse_requested_types(const std::vector<std::string>& types, const char* who) {
+  RequestedTypes r;
+  for (const auto& t : types) {
+    if (t == "logmel")
+      r.logmel = true;
+    else if (t == "pcen")
+      r.pcen = true;
+    else
+      fail(who, ": unknown feature type '", t, "' (supported: logmel, pcen)");
+  }
+  return r;
+}
+
 std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size_t n,
                                                             const std::vector<std::string>& types) {
   if (n == 0) fail("front end: empty signal");
-  bool want_log = false, want_pcen = false;
-  for (const auto& t : types) {
-    if (t == "logmel")
-      want_log = true;
-    else if (t == "pcen")
-      want_pcen = true;
-    else
-      fail("front end: unknown feature type '", t, "' (supported: logmel, pcen)");
-  }
+  const auto req = parse_requested_types(types, "front end");
+  const bool want_log = req.logmel, want_pcen = req.pcen;
   Impl& s = *impl_;
   const int n_fft = p_.n_fft, nb = s.nb, n_mels = p_.n_mels;
   const size_t n_frames = num_frames(n);

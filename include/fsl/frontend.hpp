@@ -36,6 +36,13 @@ std::vector<float> mel_filterbank(const FrontendParams& p);
 // Feature types computed by Frontend::compute.
 const std::vector<std::string>& frontend_types();  // {"logmel", "pcen"}
 
+// Which of the front end's types a request names; an unknown type is an Error that starts with
+// `who` (both the CPU and the CUDA front end check requests with this).
+struct RequestedTypes {
+  bool logmel = false, pcen = false;
+};
+RequestedTypes parse_requested_types(const std::vector<std::string>& types, const char* who);
+
 // One front end: FFTW plans and work buffers are made once here. compute() uses the buffers, so
 // one Frontend serves one thread at a time; make one per worker.
 class Frontend {
