@@ -83,6 +83,17 @@ struct PlannedSubset {
   double seconds = 0;
 };
 
+// The i-th file of a subset: its split, subset and stem "<SUBSET>_<i+1, 3 digits>".
+PlannedFile planned_file(const PlannedSubset& sub, int i) {
+  PlannedFile pf;
+  pf.split = sub.split;
+  pf.subset = sub.name;
+  char stem[32];
+  std::snprintf(stem, sizeof stem, "%s_%03d", sub.name.c_str(), i + 1);
+  pf.stem = stem;
+  return pf;
+}
+
 double max_hz_for(int sr) { return std::min(11000.0, 0.45 * sr); }
 
 // Events of a class that fit comfortably (non-overlapping, with room) in `seconds`.
@@ -141,12 +152,7 @@ void plan_training(const SynthOptions& opt, const ScalePlan& sp, std::mt19937_64
     const int decimals = std::array<int, 3>{3, 4, 6}[size_t(uniform_int(rng, 0, 2))];
     const int nfiles = uniform_int(rng, sp.train_files_lo, sp.train_files_hi);
     for (int i = 0; i < nfiles; ++i) {
-      PlannedFile pf;
-      pf.split = sub.split;
-      pf.subset = sub.name;
-      char stem[32];
-      std::snprintf(stem, sizeof stem, "%s_%03d", sub.name.c_str(), i + 1);
-      pf.stem = stem;
+      PlannedFile pf = planned_file(sub, i);
       pf.columns = call_subset ? std::vector<std::string>{"CALL"} : sub.classes;
       pf.decimals = decimals;
       FileSpec& f = pf.spec;
@@ -198,12 +204,7 @@ void plan_validation(const SynthOptions& opt, const ScalePlan& sp, std::mt19937_
     CallClass shared = draw_class(rng, opt, max_hz_for(sr));
     const int nfiles = uniform_int(rng, sp.val_files_lo, sp.val_files_hi);
     for (int i = 0; i < nfiles; ++i) {
-      PlannedFile pf;
-      pf.split = sub.split;
-      pf.subset = sub.name;
-      char stem[32];
-      std::snprintf(stem, sizeof stem, "%s_%03d", sub.name.c_str(), i + 1);
-      pf.stem = stem;
+      PlannedFile pf = planned_file(sub, i);
       pf.decimals = 6;
       FileSpec& f = pf.spec;
       f.sr = opt.randomise ? kRates[uniform_int(rng, 0, 5)] : sr;

@@ -8,18 +8,13 @@
 #include "fsl/cuda_frontend.hpp"
 #include "fsl/error.hpp"
 #include "fsl/frontend.hpp"
+#include "gpu_testutil.hpp"
 #include "testutil.hpp"
 
 using fsl::test::relative_frobenius;
 
 namespace fsl {
 namespace {
-
-#define SKIP_WITHOUT_GPU()                                      \
-  do {                                                          \
-    std::string why;                                            \
-    if (!fsl::cuda_device_available(&why)) GTEST_SKIP() << why; \
-  } while (0)
 
 std::vector<float> random_signal(size_t n, unsigned seed) {
   std::mt19937 rng(seed);

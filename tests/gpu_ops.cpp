@@ -23,16 +23,11 @@ TEST(GpuOps, BuiltWithoutCuda) { GTEST_SKIP() << "built without CUDA"; }
 #include "fsl/model.hpp"
 #include "fsl/npy.hpp"
 #include "fsl/ops.hpp"
+#include "gpu_testutil.hpp"
 #include "testutil.hpp"
 
 namespace fsl {
 namespace {
-
-#define SKIP_WITHOUT_GPU()                                      \
-  do {                                                          \
-    std::string why;                                            \
-    if (!fsl::cuda_device_available(&why)) GTEST_SKIP() << why; \
-  } while (0)
 
 using Vec = std::vector<float>;
 using Dev = DeviceBuffer<float>;
