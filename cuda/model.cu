@@ -85,21 +85,15 @@ struct CudaEncoder::Impl {
     const auto p1 = p0 + host.params().size() * sizeof(float);
     std::vector<float> init_buffers;
     for (const NamedTensor& t : host.state()) {
-      const std::string pre = "encoder.layer";
-      const int bi = t.name[pre.size()] - '1';
-      const std::string field = t.name.substr(pre.size() + 3);  // after "<i>.0."
+      const EncoderTensorName nm = parse_encoder_tensor_name(t.name);
+      const int bi = nm.block, k = nm.slot;
+      const std::string& field = nm.field;
+      const std::string& last = nm.leaf;
+      const bool is_conv = nm.conv;
       Block& b = blocks.at(bi);
       b.cin = bi == 0 ? 1 : kChannels[bi - 1];
       b.c = kChannels[bi];
       b.cr = std::max(1, b.c / 16);
-      int k = -1;
-      for (int i = 0; i < 3; ++i)
-        if (field.rfind("conv" + std::to_string(i + 1) + ".", 0) == 0 ||
-            field.rfind("bn" + std::to_string(i + 1) + ".", 0) == 0)
-          k = i;
-      if (field.rfind("downsample.", 0) == 0) k = 3;
-      const std::string last = field.substr(field.rfind('.') + 1);
-      const bool is_conv = field.rfind("conv", 0) == 0 || field.rfind("downsample.0", 0) == 0;
       if (t.dtype == DType::i64) {
         b.bn_count[k] = static_cast<int64_t*>(t.data);
         continue;

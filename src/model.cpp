@@ -324,4 +324,30 @@ void EncoderT<T>::backward(const T* demb) {
 template class EncoderT<float>;
 template class EncoderT<double>;
 
+EncoderTensorName parse_encoder_tensor_name(const std::string& name) {
+  const std::string pre = "encoder.layer";
+  auto bad = [&]() -> EncoderTensorName {
+    fail("encoder tensor name '", name, "' is not encoder.layer<1-4>.0.<module>.<field>");
+  };
+  if (name.rfind(pre, 0) != 0 || name.size() < pre.size() + 4) return bad();
+  EncoderTensorName r;
+  r.block = name[pre.size()] - '1';
+  if (r.block < 0 || r.block >= EncoderT<float>::kMaxBlocks ||
+      name.compare(pre.size() + 1, 3, ".0.") != 0)
+    return bad();
+  r.field = name.substr(pre.size() + 4);  // after "<i>.0."
+  const size_t dot = r.field.rfind('.');
+  if (dot == std::string::npos || dot + 1 == r.field.size()) return bad();
+  r.leaf = r.field.substr(dot + 1);
+  const std::string module = r.field.substr(0, dot);
+  for (int k = 0; k < 3; ++k) {
+    if (module == "conv" + std::to_string(k + 1)) r.slot = k, r.conv = true;
+    if (module == "bn" + std::to_string(k + 1)) r.slot = k;
+  }
+  if (module == "downsample.0") r.slot = 3, r.conv = true;
+  if (module == "downsample.1") r.slot = 3;
+  if (r.slot < 0 && module != "ca.fc.0" && module != "ca.fc.2") return bad();
+  return r;
+}
+
 }  // namespace fsl

@@ -99,4 +99,16 @@ class EncoderT {
 
 using Encoder = EncoderT<float>;
 
+// Where a state() name lives in the encoder: "encoder.layer<i>.0.<module>.<leaf>".
+// block = i - 1; slot = 0..2 for conv<k+1>/bn<k+1>, 3 for downsample.0/.1, -1 for the channel
+// attention (ca.fc.0 / ca.fc.2); conv = a convolution weight or bias (conv<k>, downsample.0);
+// field = "<module>.<leaf>", leaf = the last part (weight, bias, running_mean, ...). Throws
+// fsl::Error for a name outside that pattern. Used by CudaEncoder to map its device buffers.
+struct EncoderTensorName {
+  int block = -1, slot = -1;
+  bool conv = false;
+  std::string field, leaf;
+};
+EncoderTensorName parse_encoder_tensor_name(const std::string& name);
+
 }  // namespace fsl
