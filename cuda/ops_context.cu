@@ -37,6 +37,7 @@ CudaContext::~CudaContext() {
     cudnnDestroyConvolutionDescriptor(p.conv);
   }
   if (workspace_) cudaFree(workspace_);
+  if (scratch_) cudaFree(scratch_);
   if (cublas_) cublasDestroy(cublas_);
   if (cudnn_) cudnnDestroy(cudnn_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -51,6 +52,16 @@ void CudaContext::grow_workspace(size_t bytes) {
   workspace_ = nullptr;
   FSL_CUDA_CHECK(cudaMalloc(&workspace_, bytes));
   workspace_bytes_ = bytes;
+}
+
+double* CudaContext::reduction_scratch(size_t doubles) {
+  if (doubles <= scratch_doubles_) return scratch_;
+  FSL_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old scratch may still be in use
+  if (scratch_) FSL_CUDA_CHECK(cudaFree(scratch_));
+  scratch_ = nullptr;
+  FSL_CUDA_CHECK(cudaMalloc(&scratch_, doubles * sizeof(double)));
+  scratch_doubles_ = doubles;
+  return scratch_;
 }
 
 namespace {

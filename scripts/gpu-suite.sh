@@ -192,7 +192,7 @@ echo "== summary ($(( SECONDS - START )) s)"
     r="FAILED: $(grep -oE "\*\*\* \[[^]]*\]" "$WORK/build.log" | sort -u | tr '\n' ' ')"; fi
   printf "%-6s | %-52s | %s\n" build "$BIN (sm_$CUDA_ARCH, $MODE)" "$r"
   # gtest: "[       OK ] GpuOps.X (12 ms)", "[  FAILED  ] GpuOps.X (3 ms)", "[  SKIPPED ] ..."
-  grep -E '^\[ +(OK|FAILED|SKIPPED) +\] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(' "$WORK/tests.log" 2> /dev/null |
+  grep -E '^\[ +(OK|FAILED|SKIPPED) +\] [A-Za-z0-9_/]+\.[A-Za-z0-9_/]+ \(' "$WORK/tests.log" 2> /dev/null |
     sed -E 's/^\[ +([A-Z]+) +\] ([^ ]+) \(([0-9]+ ms)\).*/\2 \1 \3/' |
     awk '{ printf "%-6s | %-52s | %s %s %s\n", "test", $1, $2, $3, $4 }'
   # benchmarks: "BM_x/y/real_time  12.3 ms  12.0 ms  40 audio_h_per_s=1.2k/s"

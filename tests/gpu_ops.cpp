@@ -95,9 +95,16 @@ TEST(GpuOps, Conv2dForwardBackward) {
   }
 }
 
-TEST(GpuOps, BatchNormTrainingAndEval) {
+// Shapes with one slice per channel (M = N HW = 185), ten (21760) and the most (the training
+// step's 200 x 17 x 128 = 435200): the slice merge of cuda/ops_norm.cu is exercised.
+class GpuBatchNorm : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+INSTANTIATE_TEST_SUITE_P(Shapes, GpuBatchNorm,
+                         ::testing::Values(std::tuple{5, 6, 37}, std::tuple{40, 3, 17 * 32},
+                                           std::tuple{200, 2, 17 * 128}));
+
+TEST_P(GpuBatchNorm, TrainingAndEvalMatchCpu) {
   SKIP_WITHOUT_GPU();
-  const int N = 5, C = 6, HW = 37;
+  const auto [N, C, HW] = GetParam();
   const size_t n = size_t(N) * C * HW;
   Vec x = randn(n, 11, 2.0f), gamma = randn(C, 12), beta = randn(C, 13), dy = randn(n, 14);
   for (auto& v : x) v += 3.0f;  // a mean far from 0, as after a conv

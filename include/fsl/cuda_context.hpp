@@ -50,6 +50,9 @@ class CudaContext {
   // cached. Call it for every shape before the training loop so the loop allocates nothing.
   const ConvPlan& conv_plan(int N, int Cin, int H, int W, int Cout, int k);
   void* workspace() const { return workspace_; }
+  // At least `doubles` doubles of device scratch for the ops' two-stage reductions (batch norm),
+  // grown on first need (a sync + cudaMalloc, so the first training step sizes it), never shrunk.
+  double* reduction_scratch(size_t doubles);
   size_t workspace_bytes() const { return workspace_bytes_; }
 
   void synchronize() const;
@@ -64,6 +67,8 @@ class CudaContext {
   cublasHandle_t cublas_ = nullptr;
   bool tf32_ = false;
   void* workspace_ = nullptr;
+  double* scratch_ = nullptr;
+  size_t scratch_doubles_ = 0;
   size_t workspace_bytes_ = 0;
   std::map<std::tuple<int, int, int, int, int, int>, ConvPlan> plans_;
 };

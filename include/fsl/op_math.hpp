@@ -48,6 +48,31 @@ FSL_HD inline T bn_normalise(T x, T mean, T invstd, T gamma, T beta) {
   return (x - mean) * invstd * gamma + beta;
 }
 
+// Moments of a set of values: count, mean and the sum of squared deviations from the mean (M2).
+// The CUDA batch norm reduces each slice of a channel to Moments (two passes over the slice, as
+// the CPU op does over the whole channel), then merges the slices in a fixed order with Chan et
+// al.'s pairwise formula: the result equals the two-pass statistics up to rounding, whatever the
+// split (tests/test_op_math.cpp).
+struct Moments {
+  double n = 0, mean = 0, m2 = 0;
+};
+FSL_HD inline Moments merge_moments(const Moments& a, const Moments& b) {
+  if (a.n == 0) return b;
+  if (b.n == 0) return a;
+  const double n = a.n + b.n, delta = b.mean - a.mean;
+  return {n, a.mean + delta * (b.n / n), a.m2 + b.m2 + delta * delta * (a.n * b.n / n)};
+}
+
+// How the CUDA batch norm splits a channel's M = N * HW values: S slices (one block each, so
+// C * S blocks fill the device), slice s = [M s / S, M (s + 1) / S). At least ~2048 values per
+// slice, at most kMaxSlices slices.
+constexpr int kMaxSlices = 32;
+FSL_HD inline int reduction_slices(int64_t M) {
+  const int64_t s = M / 2048;
+  return int(s < 1 ? 1 : (s > kMaxSlices ? kMaxSlices : s));
+}
+FSL_HD inline int64_t slice_begin(int64_t M, int S, int s) { return M * s / S; }
+
 // Dropout keep decision for element `index` of a draw seeded with `seed`: a counter-based hash
 // (splitmix64 finaliser), so any backend, any thread order, gives the same mask.
 FSL_HD inline uint64_t mix64(uint64_t z) {
