@@ -81,6 +81,7 @@ std::vector<Field> schema(Config& c) {
       {"runtime.device", &r.device, {"auto", "cpu", "cuda"}},
       {"runtime.num_workers", &r.num_workers},
       {"runtime.prefetch_factor", &r.prefetch_factor},
+      {"runtime.tf32", &r.tf32},
       {"eval.method", &e.method, {"encoder", "frame_prototype"}},
       {"eval.checkpoint", &e.checkpoint},
       {"eval.threshold", &e.threshold},

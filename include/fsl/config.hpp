@@ -72,6 +72,7 @@ struct RuntimeConfig {
   std::string device = "auto";  // auto | cpu | cuda
   int num_workers = 2;          // threads
   int prefetch_factor = 2;
+  bool tf32 = false;  // GPU training: allow TF32 tensor cores (faster, ~1e-3 relative)
 };
 
 struct EvalConfig {
