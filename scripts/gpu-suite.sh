@@ -30,7 +30,7 @@ case "${1:-}" in
   "") ;;
   *) echo "usage: scripts/gpu-suite.sh [--pack DIR | --prebuilt DIR]" >&2; exit 2 ;;
 esac
-GPU_PROGRAMS="gpu_frontend gpu_ops bench_gpu_frontend bench_gpu_train fsl_synth fsl_features"
+APPS="fsl_synth fsl_features fsl_train fsl_eval"
 
 build() {
   echo "== configure + build ($BUILD_DIR, sm_$CUDA_ARCH, -j$JOBS)"
@@ -46,7 +46,7 @@ build() {
   # tests and benchmarks that did build still run; the failure is reported, the exit is non-zero.
   local targets
   targets=$(ls tests/gpu_*.cpp bench/bench_gpu_*.cpp | xargs -n1 basename | sed 's/\.cpp$//')
-  if ! cmake --build "$BUILD_DIR" -j"$JOBS" --target $targets fsl_synth fsl_features -- -k \
+  if ! cmake --build "$BUILD_DIR" -j"$JOBS" --target $targets $APPS -- -k \
       > "$WORK/build.log" 2>&1; then
     BUILD_RC=1
     grep -E "error|Error" "$WORK/build.log" | head -20
@@ -62,7 +62,7 @@ if [ "$MODE" = pack ]; then
   build
   [ "$BUILD_RC" -eq 0 ] || exit 1
   rm -rf "$PACK_DIR"; mkdir -p "$PACK_DIR/lib"
-  for p in $BUILD_DIR/gpu_* $BUILD_DIR/bench_gpu_* $BUILD_DIR/fsl_synth $BUILD_DIR/fsl_features; do
+  for p in $BUILD_DIR/gpu_* $BUILD_DIR/bench_gpu_* $(printf "$BUILD_DIR/%s " $APPS); do
     case "$p" in *.cmake) continue ;; esac
     [ -x "$p" ] && cp "$p" "$PACK_DIR/"
   done
@@ -91,6 +91,8 @@ if [ "$MODE" = prebuilt ]; then
             \( -name 'libcudnn.so.9' -o -name 'libcufft.so.12' -o -name 'libcublas.so.13' \) \
             -printf '%h\n' 2>/dev/null | awk '!seen[$0]++' | tr '\n' ':')
   export LD_LIBRARY_PATH="$PACK_DIR/lib:${extra}${LD_LIBRARY_PATH:-}"
+  # the test programs look for tests/data and the apps here, not where they were built
+  export FSL_TEST_DATA="$PWD/tests/data" FSL_BIN_DIR="$(cd "$PACK_DIR" && pwd)"
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 else
   build

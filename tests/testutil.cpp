@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 
 namespace fsl::test {
@@ -22,12 +23,19 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path, ec);
 }
 
+// The build's paths, unless the environment moves them (scripts/gpu-suite.sh --prebuilt runs the
+// test programs on another machine, from another checkout path).
+static std::filesystem::path env_or(const char* var, const char* built_in) {
+  const char* v = std::getenv(var);
+  return std::filesystem::path(v && *v ? v : built_in);
+}
+
 std::filesystem::path data_path(const std::string& name) {
-  return std::filesystem::path(FSL_TEST_DATA) / name;
+  return env_or("FSL_TEST_DATA", FSL_TEST_DATA) / name;
 }
 
 std::filesystem::path bin_path(const std::string& name) {
-  return std::filesystem::path(FSL_BIN_DIR) / name;
+  return env_or("FSL_BIN_DIR", FSL_BIN_DIR) / name;
 }
 
 double relative_frobenius(const std::vector<float>& got, const std::vector<float>& want) {
