@@ -86,13 +86,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 
 if [ "$MODE" = prebuilt ]; then
   BIN=$PACK_DIR
-  # CUDA libraries of this machine: the toolkit's, else the ones PyTorch's wheels carry.
-  extra=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib /opt -maxdepth 9 \
-            \( -name 'libcudnn.so.9' -o -name 'libcufft.so.12' -o -name 'libcublas.so.13' \) \
-            -printf '%h\n' 2>/dev/null | awk '!seen[$0]++' | tr '\n' ':')
-  export LD_LIBRARY_PATH="$PACK_DIR/lib:${extra}${LD_LIBRARY_PATH:-}"
-  # the test programs look for tests/data and the apps here, not where they were built
-  export FSL_TEST_DATA="$PWD/tests/data" FSL_BIN_DIR="$(cd "$PACK_DIR" && pwd)"
+  . scripts/gpu-env.sh "$PACK_DIR"
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 else
   build
