@@ -11,12 +11,10 @@
 #include "fsl/error.hpp"
 #include "fsl/features.hpp"
 #include "fsl/fileio.hpp"
-#include "fsl/loss.hpp"
-#include "fsl/model.hpp"
 #include "fsl/optim.hpp"
 #include "fsl/progress.hpp"
-#include "fsl/safetensors.hpp"
 #include "fsl/synth_episodes.hpp"
+#include "fsl/train_backend.hpp"
 
 namespace fsl {
 
@@ -80,19 +78,8 @@ uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0) {
   return z ^ (z >> 31);
 }
 
-LossResult episode_loss(const Config& c, Encoder& enc, const std::vector<float>& emb,
-                        const std::vector<int>& labels, float* demb) {
-  const int B = static_cast<int>(labels.size());
-  return c.train_param.negative_train_contrast
-             ? prototypical_loss_filter_negative(emb.data(), labels.data(), B, enc.dim(),
-                                                 c.train_param.n_shot, demb)
-             : prototypical_loss(emb.data(), labels.data(), B, enc.dim(), c.train_param.n_shot,
-                                 demb);
-}
-
 // Mean validation loss and accuracy over `val_episodes` fixed episodes (same every epoch).
-std::pair<double, double> validate(const Run& r, Encoder& enc, std::vector<float>& x,
-                                   std::vector<float>& emb) {
+std::pair<double, double> validate(const Run& r, TrainBackend& backend, std::vector<float>& x) {
   const Config& c = r.c;
   EpisodeSampler sampler(r.val_classes, r.val_k_way, c.train_param.n_shot,
                          c.train_param.negative_train_contrast, mix_seed(c.train_param.seed, 0, 1));
@@ -104,8 +91,7 @@ std::pair<double, double> validate(const Run& r, Encoder& enc, std::vector<float
     for (auto& d : draws) labels.push_back(d.label);
     gather_segments(r.val_store, draws, r.seg_frames, c.train_param.short_segment, sampler.rng(),
                     x.data());
-    enc.forward(x.data(), static_cast<int>(draws.size()), r.seg_frames, false, emb.data());
-    auto res = episode_loss(c, enc, emb, labels, nullptr);
+    auto res = backend.eval_step(x.data(), labels, r.seg_frames);
     loss += res.loss;
     acc += res.accuracy;
   }
@@ -116,6 +102,8 @@ std::pair<double, double> validate(const Run& r, Encoder& enc, std::vector<float
 
 TrainResult train(const Config& c, const TrainOptions& opt) {
   const auto& tp = c.train_param;
+  // runtime.device: cuda = the GPU or an error (before any output), auto = the GPU when present.
+  const std::string device = resolve_train_device(c.runtime);
   TrainResult result;
   result.run_dir = c.run_dir();
   fs::create_directories(result.run_dir);
@@ -177,24 +165,24 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   const int B = source->batch_size();
   const int valB = r.val_k_way > 0 ? r.val_k_way * 2 * tp.n_shot * (tp.negative_train_contrast ? 2 : 1) : 0;
 
-  // ---- model + optimiser ----
-  Encoder enc(c.features, std::max(B, valB), r.seg_frames, static_cast<uint64_t>(tp.seed));
-  if (r.seg_frames < enc.min_frames())
+  // ---- model + optimiser (encoder seeded with tp.seed, Adam at tp.lr_rate) on `device` ----
+  const std::unique_ptr<TrainBackend> backend =
+      make_train_backend(device, c, std::max(B, valB), r.seg_frames);
+  if (r.seg_frames < backend->min_frames())
     fail("train_param.seg_len = ", tp.seg_len, " s gives ", r.seg_frames,
-         " frames; the encoder needs at least ", enc.min_frames());
-  Adam adam(enc.params().size(), AdamParams{static_cast<float>(tp.lr_rate)});
+         " frames; the encoder needs at least ", backend->min_frames());
   StepLR sched{tp.lr_rate, tp.scheduler_step_size, tp.scheduler_gamma};
 
   std::vector<EpochMetrics> history;
   int start_epoch = 0, bad_epochs = 0;
   if (!tp.load_weight_from.empty() && !opt.resume) {
-    load_checkpoint(c.resolve(tp.load_weight_from), enc);
+    backend->load(c.resolve(tp.load_weight_from), false);
     std::cerr << "fsl_train: weights loaded from " << tp.load_weight_from << "\n";
   }
   const fs::path last_path = run_dir / "last.safetensors", best_path = run_dir / "best.safetensors";
   if (opt.resume) {
     if (!fs::exists(last_path)) fail(last_path.string(), ": nothing to resume (no checkpoint)");
-    auto meta = load_checkpoint(last_path, enc, adam.state()).metadata;
+    auto meta = backend->load(last_path, true).metadata;
     for (const char* k : {"epoch", "best_val_acc", "best_epoch", "bad_epochs"})
       if (!meta.count(k)) fail(last_path.string(), ": not a training checkpoint (no '", k, "')");
     start_epoch = std::stoi(meta.at("epoch")) + 1;
@@ -209,26 +197,26 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   std::cerr << "fsl_train: " << (online ? "online synthetic" : std::to_string(r.train_classes.size()))
             << " training classes, "
             << r.val_classes.size() << " validation files, episodes of " << B << " x "
-            << r.seg_frames << " x " << c.features.n_mels << ", " << enc.params().size()
-            << " parameters -> " << run_dir.string() << "\n";
+            << r.seg_frames << " x " << c.features.n_mels << ", " << backend->num_params()
+            << " parameters on " << device << (device == "cuda" && c.runtime.tf32 ? " (TF32)" : "")
+            << " -> " << run_dir.string() << "\n";
 
   std::vector<float> x(size_t(std::max(B, valB)) * r.seg_frames * c.features.n_mels);
-  std::vector<float> emb(size_t(std::max(B, valB)) * enc.dim()), demb(emb.size());
   std::vector<int> labels;
   long episodes_total = 0;
   // The untrained encoder on the same validation episodes: the baseline every epoch improves on.
   if (!opt.resume && r.val_k_way > 0 && start_epoch == 0) {
-    auto [vl, va] = validate(r, enc, x, emb);
+    auto [vl, va] = validate(r, *backend, x);
     std::fprintf(stderr, "epoch 0 (before training): val loss %.4f acc %.3f\n", vl, va);
   }
   for (int epoch = start_epoch; epoch < tp.max_epochs; ++epoch) {
     auto t0 = std::chrono::steady_clock::now();
     const double lr = sched.lr_at(epoch);
-    adam.set_lr(static_cast<float>(lr));
+    backend->set_lr(static_cast<float>(lr));
     // Every epoch's random stream depends only on (seed, epoch): a resumed run repeats it.
     std::mt19937_64 epoch_rng(mix_seed(tp.seed, epoch + 1));
     source->start_epoch(epoch, epoch_rng(), tp.num_episodes);
-    enc.set_dropout_seed(epoch_rng());
+    backend->set_dropout_seed(epoch_rng());
     Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(tp.max_epochs),
                  tp.num_episodes);
     double loss_sum = 0, acc_sum = 0;
@@ -236,14 +224,10 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     for (int ep = 0; ep < tp.num_episodes; ++ep) {
       if (opt.max_episodes >= 0 && episodes_total >= opt.max_episodes) break;
       source->next(x.data(), labels);
-      enc.zero_grad();
-      enc.forward(x.data(), B, r.seg_frames, true, emb.data());
-      auto res = episode_loss(c, enc, emb, labels, demb.data());
+      const LossResult res = backend->train_step(x.data(), labels, r.seg_frames);
       if (!std::isfinite(res.loss))
         fail("non-finite loss at epoch ", epoch + 1, ", episode ", ep + 1,
              "; stopping. The last good checkpoint is kept: ", last_path.string());
-      enc.backward(demb.data());
-      adam.step(enc.params(), enc.grads());
       loss_sum += res.loss;
       acc_sum += res.accuracy;
       ++done;
@@ -262,7 +246,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     m.train_loss = loss_sum / done;
     m.train_acc = acc_sum / done;
     m.lr = lr;
-    if (r.val_k_way > 0) std::tie(m.val_loss, m.val_acc) = validate(r, enc, x, emb);
+    if (r.val_k_way > 0) std::tie(m.val_loss, m.val_acc) = validate(r, *backend, x);
     m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     history.push_back(m);
     std::fprintf(stderr,
@@ -278,7 +262,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
       auto meta = normalisation;
       meta["epoch"] = std::to_string(epoch);
       meta["config"] = c.to_yaml();
-      save_checkpoint(best_path, enc, {}, meta);
+      backend->save(best_path, false, meta);
     } else {
       ++bad_epochs;
     }
@@ -289,7 +273,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     meta["best_epoch"] = std::to_string(result.best_epoch);
     meta["bad_epochs"] = std::to_string(bad_epochs);
     meta["config"] = c.to_yaml();
-    save_checkpoint(last_path, enc, adam.state(), meta);
+    backend->save(last_path, true, meta);
     result.epochs_completed = m.epoch;
     result.last_train_loss = m.train_loss;
     result.last_val_loss = m.val_loss;
