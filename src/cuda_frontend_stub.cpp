@@ -23,6 +23,16 @@ std::map<std::string, std::vector<float>> CudaFrontend::compute(const float*, si
   fail("CUDA front end: built without CUDA");
 }
 
+void CudaFrontend::compute_into(const float*, size_t, const std::vector<std::string>&, float*,
+                                float*) {
+  fail("CUDA front end: built without CUDA");
+}
+
+void CudaFrontend::compute_device(const float*, size_t, const std::vector<std::string>&, float*,
+                                  float*) {
+  fail("CUDA front end: built without CUDA");
+}
+
 size_t CudaFrontend::frames_per_chunk() const { return 0; }
 
 }  // namespace fsl

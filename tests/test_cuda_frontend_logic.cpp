@@ -3,6 +3,7 @@
 // mel ranges, and the whole chunked pipeline emulated with those functions against fsl::Frontend.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <random>
@@ -165,7 +166,9 @@ TEST(CudaFrontendLogic, MelBandRangesHoldEveryNonZeroWeight) {
 }
 
 // The whole GPU pipeline with the kernels' per-element functions, a naive double DFT in place
-// of cuFFT, and the fused kernel's ranged float sum: chunked output equals fsl::Frontend's.
+// of cuFFT, and the fused kernel's ranged float sum, run in the host's pipeline order through
+// per-slot staging buffers (as CudaFrontend::compute_into on pageable memory): chunked output
+// equals fsl::Frontend's.
 std::map<std::string, std::vector<float>> emulate_gpu_frontend(const FrontendParams& p,
                                                                const std::vector<float>& x,
                                                                size_t max_chunk_samples) {
@@ -179,15 +182,35 @@ std::map<std::string, std::vector<float>> emulate_gpu_frontend(const FrontendPar
   std::vector<float> logmel(frames * M), pcen(frames * M);
   std::vector<double> state(M, fm::pcen_smoother_init());
   const size_t F = fscan::chunk_frames_for(max_chunk_samples, n_fft, p.hop);
-  for (const auto& c : fscan::plan_chunks(n, n_fft, p.hop, p.reflect_pad, F)) {
-    const std::vector<float> slice(x.begin() + c.sample_begin, x.begin() + c.sample_end);
+  const auto plans = fscan::plan_chunks(n, n_fft, p.hop, p.reflect_pad, F);
+  // The slots' staging buffers, as CudaFrontend's pinned ones: samples in, results out. A slot
+  // restaged before it is drained would hand out another chunk's results.
+  struct Slot {
+    std::vector<float> samples, logmel, pcen;
+  };
+  std::vector<Slot> slots(fscan::kPipelineSlots);
+  for (auto& sl : slots)
+    sl = {std::vector<float>(fscan::chunk_sample_capacity(F, n_fft, p.hop)),
+          std::vector<float>(F * M), std::vector<float>(F * M)};
+  for (const fscan::PipelineOp& op : fscan::pipeline_schedule(plans.size(), fscan::kPipelineSlots)) {
+    const fscan::ChunkPlan& c = plans[op.chunk];
+    Slot& sl = slots[op.chunk % slots.size()];
     const long long count = c.frame_end - c.frame_begin;
+    if (op.kind == fscan::PipelineOp::kDrain) {
+      fscan::parallel_memcpy(logmel.data() + c.frame_begin * M, sl.logmel.data(),
+                             sizeof(float) * count * M, 2);
+      fscan::parallel_memcpy(pcen.data() + c.frame_begin * M, sl.pcen.data(),
+                             sizeof(float) * count * M, 2);
+      continue;
+    }
+    fscan::parallel_memcpy(sl.samples.data(), x.data() + c.sample_begin,
+                           sizeof(float) * (c.sample_end - c.sample_begin), 2);
     std::vector<float> mel(count * M), energy(count * M);
     for (long long f = 0; f < count; ++f) {
       std::vector<double> frame(n_fft);
       for (int i = 0; i < n_fft; ++i)
-        frame[i] = fscan::framed_sample(slice.data(), c.sample_begin, n, c.frame_begin + f, i,
-                                        p.hop, n_fft, p.reflect_pad) *
+        frame[i] = fscan::framed_sample(sl.samples.data(), c.sample_begin, n, c.frame_begin + f,
+                                        i, p.hop, n_fft, p.reflect_pad) *
                    fm::hann_periodic(i, n_fft);
       std::vector<float> power(nb);
       for (int k = 0; k < nb; ++k) {
@@ -201,10 +224,10 @@ std::map<std::string, std::vector<float>> emulate_gpu_frontend(const FrontendPar
         for (int k = ranges[2 * m]; k < ranges[2 * m + 1]; ++k) acc += power[k] * fb[m * nb + k];
         mel[f * M + m] = acc;
         energy[f * M + m] = acc * std::ldexp(1.0f, 64);
-        logmel[(c.frame_begin + f) * M + m] = fm::log_mel(acc, float(p.log_eps));
+        sl.logmel[f * M + m] = fm::log_mel(acc, float(p.log_eps));
       }
     }
-    pcen_scan_emulated(energy.data(), count, M, s, pp, state, pcen.data() + c.frame_begin * M);
+    pcen_scan_emulated(energy.data(), count, M, s, pp, state, sl.pcen.data());
   }
   return {{"logmel", logmel}, {"pcen", pcen}};
 }
@@ -230,12 +253,55 @@ TEST(CudaFrontendLogic, EmulatedChunkedPipelineMatchesCpuFrontend) {
     }
 }
 
+// The host's pipeline order: every chunk queued and drained once, both in chunk order; a slot is
+// drained before it is restaged; and the host keeps min(slots, chunks) chunks in flight when it
+// drains (the overlap the pipeline is for). Replayed on a model of the slots.
+TEST(CudaFrontendLogic, PipelineScheduleDrainsEachSlotBeforeRestagingAndOverlaps) {
+  for (int n_slots : {1, 2, 3})
+    for (size_t n_chunks = 0; n_chunks < 10; ++n_chunks) {
+      std::vector<long long> owner(n_slots, -1);  // chunk staged in each slot, -1: free
+      size_t next_enqueue = 0, next_drain = 0, max_in_flight = 0;
+      for (const fscan::PipelineOp& op : fscan::pipeline_schedule(n_chunks, n_slots)) {
+        long long& slot = owner[op.chunk % n_slots];
+        if (op.kind == fscan::PipelineOp::kEnqueue) {
+          ASSERT_EQ(op.chunk, next_enqueue++) << n_slots << " slots, " << n_chunks << " chunks";
+          ASSERT_EQ(slot, -1) << "chunk " << op.chunk << " restages a slot not yet drained";
+          slot = (long long)op.chunk;
+        } else {
+          ASSERT_EQ(op.chunk, next_drain++) << n_slots << " slots, " << n_chunks << " chunks";
+          ASSERT_EQ(slot, (long long)op.chunk) << "drain of a chunk not queued";
+          max_in_flight = std::max(max_in_flight, next_enqueue - next_drain + 1);
+          slot = -1;
+        }
+      }
+      EXPECT_EQ(next_enqueue, n_chunks);
+      EXPECT_EQ(next_drain, n_chunks);
+      EXPECT_EQ(max_in_flight, std::min(size_t(n_slots), n_chunks));
+    }
+  EXPECT_GE(fscan::kPipelineSlots, 2);  // the front end overlaps chunks
+}
+
+// The threaded staging copy moves every byte, for sizes around its 1 MiB split and thread
+// counts that do not divide them, and writes nothing past the end.
+TEST(CudaFrontendLogic, ParallelMemcpyCopiesEveryByteAndNoMore) {
+  const size_t MiB = size_t(1) << 20;
+  for (size_t bytes : {size_t(0), size_t(1), MiB - 1, MiB, 2 * MiB + 1, 3 * MiB + 7, 9 * MiB + 3})
+    for (unsigned threads : {1u, 2u, 4u, 7u}) {
+      std::vector<unsigned char> src(bytes), dst(bytes + 64, 0xAB);
+      for (size_t i = 0; i < bytes; ++i) src[i] = (unsigned char)(i * 2654435761u >> 13);
+      fscan::parallel_memcpy(dst.data(), src.data(), bytes, threads);
+      ASSERT_TRUE(std::equal(src.begin(), src.end(), dst.begin())) << bytes << " " << threads;
+      for (size_t i = bytes; i < dst.size(); ++i) ASSERT_EQ(dst[i], 0xAB) << bytes << " " << i;
+    }
+}
+
 // Where no GPU can be used (or the build has no CUDA), the API says why and refuses cleanly.
 TEST(CudaFrontendLogic, WithoutDeviceConstructorThrowsAndSaysWhy) {
   std::string why;
   if (cuda_device_available(&why)) GTEST_SKIP() << "a CUDA device is present";
   EXPECT_FALSE(why.empty());
   EXPECT_THROW(CudaFrontend(FrontendParams{}, 4096), Error);
+  EXPECT_THROW(CudaFrontend(FrontendParams{}), Error);
 }
 
 }  // namespace

@@ -24,22 +24,42 @@ enum class CudaMelPath {
   kGemm,   // power kernel, then cuBLAS SGEMM of (frames, bins) x filterbank^T
 };
 
-// One GPU front end: device buffers for one chunk, pinned host staging buffers, a stream, a cuFFT
-// plan and a cuBLAS handle, all made once here. Device memory is bounded by max_chunk_samples
-// (samples per chunk, padding context included; values below n_fft+1 mean one frame per chunk):
-// a longer signal is processed chunk by chunk with identical results. Not thread-safe: share one
-// behind a mutex or make one per thread.
+// One GPU front end: kPipelineSlots (include/fsl/frontend_scan.hpp) sets of device buffers for
+// one chunk, pinned host staging buffers and a stream each, cuFFT plans and cuBLAS handles, all
+// made once here. Device memory is bounded by max_chunk_samples (samples per chunk, padding
+// context included; values below n_fft+1 mean one frame per chunk): a longer signal is processed
+// chunk by chunk with the same results, chunk c+1's upload overlapping chunk c's kernels and
+// chunk c-1's download. Default 2^20 samples (47 s at 22.05 kHz, ~4k frames, ~90 MB of device
+// buffers per slot): 10 minutes of audio is ~13 chunks, so the pipeline's fill and drain (one
+// chunk's upload, one chunk's download) are a small part of the whole, while a chunk still fills
+// the GPU (4k frames of 1024-point FFTs). Not thread-safe: share one behind a mutex or make one
+// per thread.
 class CudaFrontend {
  public:
-  CudaFrontend(const FrontendParams& p, size_t max_chunk_samples = size_t(1) << 22);
+  CudaFrontend(const FrontendParams& p, size_t max_chunk_samples = size_t(1) << 20);
   ~CudaFrontend();
   CudaFrontend(const CudaFrontend&) = delete;
   CudaFrontend& operator=(const CudaFrontend&) = delete;
 
   // Same contract as Frontend::compute: type -> (1 + n/hop, n_mels) row-major for each of
-  // "logmel", "pcen"; throws Error on an unknown type or n == 0.
+  // "logmel", "pcen"; throws Error on an unknown type or n == 0. A wrapper of compute_into; the
+  // fresh vectors' first touch (page faults, zeroing) is part of its cost.
   std::map<std::string, std::vector<float>> compute(const float* x, size_t n,
                                                     const std::vector<std::string>& types);
+
+  // The same features written to caller memory: logmel_out / pcen_out hold (1 + n/hop) * n_mels
+  // floats for the requested types (nullptr for a type not requested). Host memory of either
+  // kind: page-locked memory (cudaMallocHost, cudaHostRegister) is copied from / to directly;
+  // pageable memory is staged through the front end's pinned buffers by a few host threads,
+  // overlapped with the GPU's work on the neighbouring chunks. Returns when the outputs are
+  // written; a device pointer is an Error (see compute_device).
+  void compute_into(const float* x, size_t n, const std::vector<std::string>& types,
+                    float* logmel_out, float* pcen_out);
+
+  // The same features from device memory to device memory (cudaMalloc or managed): no host
+  // copies at all. Returns when the GPU has finished. A host pointer is an Error.
+  void compute_device(const float* d_x, size_t n, const std::vector<std::string>& types,
+                      float* d_logmel, float* d_pcen);
 
   void set_mel_path(CudaMelPath path) { mel_path_ = path; }
   size_t frames_per_chunk() const;

@@ -4,11 +4,16 @@
 //    can be built in any grouping (per-row, per-tile, per-chunk) and applied to a start state;
 //  - the reduce-then-scan tiling the kernels use (rows of frames inside tiles inside a chunk);
 //  - chunk planning: which frames each chunk computes and which samples it must hold;
-//  - the framing of one sample with centre padding, from a chunk's slice of the signal.
+//  - the framing of one sample with centre padding, from a chunk's slice of the signal;
+//  - the host's pipeline over chunks (which chunk is staged, queued, drained when) and the
+//    threaded memcpy that stages pageable memory through pinned buffers.
 // The kernels in cuda/frontend.cu call these functions; nothing here allocates on the device.
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "fsl/frontend_math.hpp"
@@ -150,6 +155,57 @@ inline std::vector<ChunkPlan> plan_chunks(size_t n, int n_fft, int hop, bool ref
     plans.push_back(
         chunk_samples(f0, std::min(frames, f0 + frames_per_chunk), n, n_fft, hop, reflect));
   return plans;
+}
+
+// ---- the host pipeline over chunks ------------------------------------------------------------
+// CudaFrontend holds kPipelineSlots buffer sets (device buffers, pinned staging, a stream each);
+// chunk c runs in slot c % kPipelineSlots. Two slots let chunk c+1's staging and upload run while
+// chunk c computes and chunk c-1's results come back (copy engines and SMs work at once).
+constexpr int kPipelineSlots = 2;
+
+struct PipelineOp {
+  enum Kind { kEnqueue, kDrain } kind;
+  size_t chunk;
+};
+
+// The host's order of work over n_chunks chunks in n_slots slots. kEnqueue c: wait until c's slot
+// is free, stage c's samples, queue its copies and kernels; kDrain c: wait for c's results, copy
+// them out of the slot. Chunk c is drained right after chunk c + n_slots - 1 is queued, so the
+// host's copies of one chunk overlap the GPU work of the others, and a slot is always drained
+// before it is staged again (tests/test_cuda_frontend_logic.cpp checks both).
+inline std::vector<PipelineOp> pipeline_schedule(size_t n_chunks, int n_slots) {
+  const size_t lag = size_t(std::max(1, n_slots) - 1);  // chunks queued ahead of the drain
+  std::vector<PipelineOp> ops;
+  for (size_t c = 0; c < n_chunks; ++c) {
+    ops.push_back({PipelineOp::kEnqueue, c});
+    if (c >= lag) ops.push_back({PipelineOp::kDrain, c - lag});
+  }
+  for (size_t c = n_chunks > lag ? n_chunks - lag : 0; c < n_chunks; ++c)
+    ops.push_back({PipelineOp::kDrain, c});
+  return ops;
+}
+
+// memcpy split over up to max_threads threads, at least 1 MiB each (one thread moves ~10 GB/s,
+// a few come near the memory bandwidth); small copies stay on the caller's thread. Staging a
+// chunk of pageable memory through pinned buffers is the host's share of the pipeline.
+inline void parallel_memcpy(void* dst, const void* src, size_t bytes, unsigned max_threads) {
+  constexpr size_t kMinPart = size_t(1) << 20;
+  const size_t parts = std::max<size_t>(1, std::min<size_t>(max_threads, bytes / kMinPart));
+  const size_t step = (bytes + parts - 1) / parts;
+  auto copy_part = [=](size_t p) {
+    const size_t b = std::min(bytes, p * step), e = std::min(bytes, b + step);
+    if (e > b) std::memcpy(static_cast<char*>(dst) + b, static_cast<const char*>(src) + b, e - b);
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(parts);
+  size_t p = 1;
+  try {
+    for (; p < parts; ++p) pool.emplace_back(copy_part, p);
+  } catch (const std::system_error&) {  // no thread to be had: copy the rest here
+  }
+  for (size_t q = p; q < parts; ++q) copy_part(q);
+  copy_part(0);
+  for (auto& t : pool) t.join();
 }
 
 // ---- framing ------------------------------------------------------------------------------------
