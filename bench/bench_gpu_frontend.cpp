@@ -1,11 +1,15 @@
 // GPU front end throughput: hours of audio per second for logmel and pcen, fused vs GEMM mel,
 // against the floor set by host<->device copies (bytes in + out over the cudaMemcpy bandwidth
-// measured here from pinned memory). Built without CUDA or run without a device: every
+// measured here from pinned memory). BM_GpuFrontend: compute() (pageable in, fresh vectors out);
+// BM_GpuFrontendInto: compute_into on pageable or pinned caller buffers (end to end), and
+// compute_device (device only: the GPU's work without the copies). Built without CUDA or run without a device: every
 // benchmark is skipped with the reason. Run by scripts/gpu-suite.sh.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <stdexcept>
 
 #include "fsl/cuda_frontend.hpp"
 #include "fsl/frontend.hpp"
@@ -64,6 +68,81 @@ BENCHMARK_CAPTURE(BM_GpuFrontend, pcen_gemm, {"pcen"}, CudaMelPath::kGemm)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontend, logmel_pcen_fused, {"logmel", "pcen"}, CudaMelPath::kFused)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+#ifdef FSL_HAVE_CUDA
+// Where the caller's buffers live for BM_GpuFrontendInto.
+enum class Buffers {
+  kPageable,  // compute_into, pageable input and outputs already touched (no page faults)
+  kPinned,    // compute_into, page-locked input and outputs: no staging (what a caller who
+              // cares does, and what bench/peer/frontend_torchaudio.py's end to end measures)
+  kDevice,    // compute_device: input on the device, features left there: the GPU work alone
+};
+
+// Host or device floats of the kind `b` asks for; freed on scope exit.
+struct Floats {
+  float* p = nullptr;
+  Buffers kind;
+  std::vector<float> pageable;
+  Floats(size_t n, Buffers b) : kind(b) {
+    cudaError_t e = cudaSuccess;
+    if (b == Buffers::kPageable) pageable.assign(n, 0.0f), p = pageable.data();
+    if (b == Buffers::kPinned) e = cudaMallocHost(&p, sizeof(float) * n);
+    if (b == Buffers::kDevice) e = cudaMalloc(&p, sizeof(float) * n);
+    if (e != cudaSuccess) throw std::runtime_error(cudaGetErrorString(e));
+  }
+  ~Floats() {
+    if (kind == Buffers::kPinned) cudaFreeHost(p);
+    if (kind == Buffers::kDevice) cudaFree(p);
+  }
+  Floats(const Floats&) = delete;
+  Floats& operator=(const Floats&) = delete;
+};
+
+// compute_into / compute_device on buffers made once, outside the timed loop (fused mel path).
+void BM_GpuFrontendInto(benchmark::State& st, std::vector<std::string> types, Buffers b) {
+  if (skip_without_gpu(st)) return;
+  const fsl::FrontendParams p;
+  const auto& x = test_audio(p.sr);
+  const size_t size = (1 + x.size() / size_t(p.hop)) * size_t(p.n_mels);
+  const bool log = std::find(types.begin(), types.end(), "logmel") != types.end();
+  const bool pcen = std::find(types.begin(), types.end(), "pcen") != types.end();
+  Floats in(x.size(), b), out_log(log ? size : 1, b), out_pcen(pcen ? size : 1, b);
+  if (cudaMemcpy(in.p, x.data(), sizeof(float) * x.size(), cudaMemcpyDefault) != cudaSuccess) {
+    st.SkipWithError("cudaMemcpy failed");
+    return;
+  }
+  fsl::CudaFrontend fe(p);
+  auto run = [&] {
+    if (b == Buffers::kDevice)
+      fe.compute_device(in.p, x.size(), types, log ? out_log.p : nullptr,
+                        pcen ? out_pcen.p : nullptr);
+    else
+      fe.compute_into(in.p, x.size(), types, log ? out_log.p : nullptr,
+                      pcen ? out_pcen.p : nullptr);
+  };
+  run();  // warm-up
+  for (auto _ : st) run();
+  set_rate(st, kAudioSeconds);
+  st.counters["chunks"] = double((1 + x.size() / size_t(p.hop) + fe.frames_per_chunk() - 1) /
+                                 fe.frames_per_chunk());
+}
+BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pageable, {"logmel"}, Buffers::kPageable)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pcen_pageable, {"logmel", "pcen"}, Buffers::kPageable)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pinned, {"logmel"}, Buffers::kPinned)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontendInto, pcen_pinned, {"pcen"}, Buffers::kPinned)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pcen_pinned, {"logmel", "pcen"}, Buffers::kPinned)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_device, {"logmel"}, Buffers::kDevice)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontendInto, pcen_device, {"pcen"}, Buffers::kDevice)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pcen_device, {"logmel", "pcen"}, Buffers::kDevice)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif  // FSL_HAVE_CUDA
 
 // The CPU front end on the same audio, one thread, for the table's comparison.
 void BM_CpuFrontendLogmel(benchmark::State& st) {

@@ -90,6 +90,7 @@ struct Slot {
   cudaStream_t stream = nullptr;
   cudaEvent_t done = nullptr;       // the slot's last chunk has finished, results on the host
   cudaEvent_t pcen_done = nullptr;  // the slot's last chunk has carried the PCEN state
+  cudaEvent_t entry = nullptr;      // a pass's start on the legacy default stream (slot 0's)
   cufftHandle plan = 0;
   bool have_plan = false;
   cublasHandle_t blas = nullptr;
@@ -114,6 +115,7 @@ struct Slot {
     FSL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     FSL_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     FSL_CUDA_CHECK(cudaEventCreateWithFlags(&pcen_done, cudaEventDisableTiming));
+    FSL_CUDA_CHECK(cudaEventCreateWithFlags(&entry, cudaEventDisableTiming));
     int n = n_fft;
     const int nb = n_fft / 2 + 1;
     FSL_CUDA_CHECK(cufftPlanMany(&plan, 1, &n, nullptr, 1, n, nullptr, 1, nb, CUFFT_D2Z, F));
@@ -127,6 +129,7 @@ struct Slot {
     if (have_plan) cufftDestroy(plan);
     if (blas) cublasDestroy(blas);
     if (pcen_done) cudaEventDestroy(pcen_done);
+    if (entry) cudaEventDestroy(entry);
     if (done) cudaEventDestroy(done);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -248,6 +251,11 @@ void CudaFrontend::Impl::drain(const Io& io, const fscan::ChunkPlan& c, size_t i
 void CudaFrontend::Impl::run(const FrontendParams& p, CudaMelPath path, const Io& io) {
   const auto plans = fscan::plan_chunks(io.n, p.n_fft, p.hop, p.reflect_pad, size_t(F));
   try {
+    // The slots' streams do not wait for the legacy default stream by themselves: a caller's
+    // cudaMemcpy / cudaMemset of the device input just before (compute_device) may still be in
+    // flight. Start after it.
+    FSL_CUDA_CHECK(cudaEventRecord(slots[0]->entry, cudaStreamLegacy));
+    for (auto& s : slots) FSL_CUDA_CHECK(cudaStreamWaitEvent(s->stream, slots[0]->entry, 0));
     if (io.pcen)
       FSL_CUDA_CHECK(cudaMemcpyAsync(d_state.p, d_state0.p, sizeof(double) * M,
                                      cudaMemcpyDeviceToDevice, slots[0]->stream));

@@ -57,7 +57,9 @@ class CudaFrontend {
                     float* logmel_out, float* pcen_out);
 
   // The same features from device memory to device memory (cudaMalloc or managed): no host
-  // copies at all. Returns when the GPU has finished. A host pointer is an Error.
+  // copies at all. Starts after the work queued on the legacy default stream (a plain
+  // cudaMemcpy / cudaMemset of d_x); work on the caller's own streams must be finished first.
+  // Returns when the GPU has finished. A host pointer is an Error.
   void compute_device(const float* d_x, size_t n, const std::vector<std::string>& types,
                       float* d_logmel, float* d_pcen);
 
