@@ -132,8 +132,13 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
           auto x = load_audio(job.audio, params.sr);
           std::map<std::string, std::vector<float>> feats;
           if (gpu) {
+            // The outputs are allocated and first touched here, in parallel with the other
+            // workers, so the GPU's critical section holds only the pipelined copies and kernels.
+            const size_t size = (1 + x.size() / size_t(params.hop)) * size_t(params.n_mels);
+            for (const auto& t : types) feats[t].assign(size, 0.0f);
+            auto out = [&](const char* t) { return feats.count(t) ? feats[t].data() : nullptr; };
             std::lock_guard<std::mutex> lock(gpu_mu);
-            feats = gpu->compute(x.data(), x.size(), types);
+            gpu->compute_into(x.data(), x.size(), types, out("logmel"), out("pcen"));
           } else {
             if (!fe) fe = std::make_unique<Frontend>(params);
             feats = fe->compute(x.data(), x.size(), types);
