@@ -159,9 +159,13 @@ inline std::vector<ChunkPlan> plan_chunks(size_t n, int n_fft, int hop, bool ref
 
 // ---- the host pipeline over chunks ------------------------------------------------------------
 // CudaFrontend holds kPipelineSlots buffer sets (device buffers, pinned staging, a stream each);
-// chunk c runs in slot c % kPipelineSlots. Two slots let chunk c+1's staging and upload run while
-// chunk c computes and chunk c-1's results come back (copy engines and SMs work at once).
-constexpr int kPipelineSlots = 2;
+// chunk c runs in slot c % kPipelineSlots: chunk c+1's staging and upload run while chunk c
+// computes and chunk c-1's results come back (copy engines and SMs work at once). Three, not two:
+// within one stream a chunk's upload waits for the download of the chunk two before it; with three
+// streams the upload engine stays busy. Measured on an H200, 600 s of audio, pinned buffers,
+// logmel: 2 slots 1.44 ms (116 h/s), 3 slots 1.25 ms (134 h/s), above the serial copy floor
+// (1.47 ms) because uploads and downloads overlap.
+constexpr int kPipelineSlots = 3;
 
 struct PipelineOp {
   enum Kind { kEnqueue, kDrain } kind;
