@@ -7,13 +7,18 @@
 // 1e-7 relative (below fp32 rounding of a conv) moves the per-epoch mean loss by 2e-2 after 10
 // episodes at lr 1e-3 (measured: CPU backend twice, one input perturbed). GPU rounding is of that
 // order, so (1) parity is checked step by step from a shared state (CPU checkpoint -> GPU), where
-// the same perturbation (1e-6) gives loss rel <= 2e-5 and params rel <= 8e-5 after the step
-// (Adam's first step turns near-zero gradients into +-lr); (2) the free-running comparison uses
-// lr 1e-5, where a 1e-6..1e-5 perturbation gives epoch losses rel <= 1e-4 and final params rel
-// <= 1.1e-5 while training moves them by 7e-4: tolerances are 20x the perturbation's effect.
+// a 1e-6..1e-5 perturbation gives loss rel <= 2e-5..1.4e-4 and params rel <= 8e-5..2.3e-4 after
+// the step (Adam's first step turns near-zero gradients into +-lr); (2) the free-running
+// comparison uses lr 1e-5, where the same perturbation gives epoch losses rel <= 1e-4 and final
+// params rel <= 1.1e-5 while training moves them by 7e-4. The loss is a difference of squared
+// distances up to ~10x larger than itself, so the encoder's own GPU/CPU bound (embeddings 1e-4
+// relative, tests/gpu_ops.cpp) allows ~1e-3 on it: losses get 1e-3 per step and 5e-3 per epoch
+// mean, weights 20x the perturbation's effect.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <sstream>
 
@@ -107,6 +112,7 @@ TEST_F(GpuTrain, StepsMatchCpuFromTheSameState) {
   ASSERT_EQ(gpu->num_params(), cpu->num_params());
   EXPECT_EQ(gpu->params(), cpu->params()) << "same seed, same initial weights";
   const fsl::fs::path ck = dir_->path / "step.safetensors";
+  double worst_loss = 0, worst_params = 0, worst_update = 0;  // reported for the record
   for (int step = 0; step < 20; ++step) {
     if (step % 5 == 0) {  // an "epoch": new episode stream and dropout stream
       ep.source.start_epoch(step / 5, 1000 + step, 5);
@@ -119,13 +125,18 @@ TEST_F(GpuTrain, StepsMatchCpuFromTheSameState) {
     const auto before = cpu->params();
     const fsl::LossResult lc = cpu->train_step(ep.x.data(), ep.labels, ep.frames);
     const fsl::LossResult lg = gpu->train_step(ep.x.data(), ep.labels, ep.frames);
-    EXPECT_NEAR(lg.loss, lc.loss, 1e-4 * std::abs(lc.loss) + 1e-4) << "step " << step;
+    EXPECT_NEAR(lg.loss, lc.loss, 1e-3 * std::abs(lc.loss) + 1e-3) << "step " << step;
     const auto pc = cpu->params(), pg = gpu->params();
-    EXPECT_LT(rel_err(pg, pc), 1e-3) << "step " << step;
+    EXPECT_LT(rel_err(pg, pc), 5e-3) << "step " << step;
     // The update itself: a missing or wrong Adam step would be ~1 here (measured 2e-2..7e-2
     // for a 1e-6..1e-5 input perturbation on the CPU, from Adam's +-lr on tiny gradients).
     EXPECT_LT(rel_err(minus(pg, before), minus(pc, before)), 0.25) << "step " << step;
+    worst_loss = std::max(worst_loss, std::abs(lg.loss - lc.loss) / (std::abs(lc.loss) + 1));
+    worst_params = std::max(worst_params, rel_err(pg, pc));
+    worst_update = std::max(worst_update, rel_err(minus(pg, before), minus(pc, before)));
   }
+  std::printf("worst over 20 steps: loss rel %.2e, params rel %.2e, update rel %.2e\n",
+              worst_loss, worst_params, worst_update);
 }
 
 // (2) fsl::train on cpu and on cuda, same seed, 4 epochs x 5 episodes, dropout on, lr 1e-5 (see
@@ -163,9 +174,9 @@ TEST_F(GpuTrain, TwentyEpisodesFollowCpu) {
   ASSERT_EQ(mc.size(), 4u);
   ASSERT_EQ(mg.size(), 4u);
   for (size_t e = 0; e < mc.size(); ++e) {
-    EXPECT_NEAR(mg[e][1], mc[e][1], 2e-3 * std::abs(mc[e][1]) + 1e-4) << "train loss, epoch " << e + 1;
+    EXPECT_NEAR(mg[e][1], mc[e][1], 5e-3 * std::abs(mc[e][1]) + 1e-3) << "train loss, epoch " << e + 1;
     EXPECT_NEAR(mg[e][2], mc[e][2], 0.1) << "train acc, epoch " << e + 1;
-    EXPECT_NEAR(mg[e][3], mc[e][3], 2e-3 * std::abs(mc[e][3]) + 1e-4) << "val loss, epoch " << e + 1;
+    EXPECT_NEAR(mg[e][3], mc[e][3], 5e-3 * std::abs(mc[e][3]) + 1e-3) << "val loss, epoch " << e + 1;
     EXPECT_NEAR(mg[e][4], mc[e][4], 0.1) << "val acc, epoch " << e + 1;
     EXPECT_EQ(mg[e][5], mc[e][5]) << "lr";
   }
@@ -193,6 +204,8 @@ TEST_F(GpuTrain, TwentyEpisodesFollowCpu) {
   auto flat = [](fsl::Encoder& e) { return std::vector<float>(e.params().begin(), e.params().end()); };
   const double moved = rel_err(flat(ec), flat(init)), err = rel_err(flat(eg), flat(ec));
   EXPECT_LT(err, 2e-4) << "trained weights; training moved them by " << moved;
+  std::printf("final weights rel %.2e (training moved them %.2e); epoch 4 train loss %.6f vs %.6f\n",
+              err, moved, mg[3][1], mc[3][1]);
   EXPECT_GT(moved, 3 * 2e-4) << "the comparison must be able to see a missing update";
   std::vector<float> sc, sg;
   const auto tc = ec.state(), tg = eg.state();
@@ -244,8 +257,8 @@ TEST_F(GpuTrain, GpuCheckpointLoadsInCpuEncoder) {
   gpu->set_dropout_seed(99);
   const auto lc = cpu->train_step(ep.x.data(), ep.labels, ep.frames);
   const auto lg = gpu->train_step(ep.x.data(), ep.labels, ep.frames);
-  EXPECT_NEAR(lg.loss, lc.loss, 1e-4 * std::abs(lc.loss) + 1e-4);
-  EXPECT_LT(rel_err(gpu->params(), cpu->params()), 1e-3);
+  EXPECT_NEAR(lg.loss, lc.loss, 1e-3 * std::abs(lc.loss) + 1e-3);
+  EXPECT_LT(rel_err(gpu->params(), cpu->params()), 5e-3);
 }
 
 // (4) runtime.tf32: trains, and its first step from the same state stays near the fp32 CPU.

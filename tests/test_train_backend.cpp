@@ -21,7 +21,7 @@ namespace {
 using fsl::test::bin_path;
 using fsl::test::run_command;
 
-std::string tiny_yaml() { return std::string(FSL_TEST_DATA) + "/../../conf/tiny.yaml"; }
+std::string tiny_yaml() { return fsl::test::data_path("../../conf/tiny.yaml").string(); }
 
 // The tiny preset's episode: k_way 3, n_shot 2, paired negatives -> 6 labels x 4 segments = 24.
 fsl::Config tiny_config() { return fsl::Config::load(tiny_yaml(), {"runtime.device=cpu"}); }
