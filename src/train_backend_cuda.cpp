@@ -4,9 +4,8 @@
 // the step's one wait), backward and Adam are enqueued and overlap the host's next episode.
 // Checkpoints: the encoder's and Adam's host views (CudaEncoder::state, CudaAdam::state) written
 // and read as save_checkpoint / load_checkpoint do for the CPU encoder.
-#include "fsl/train_backend.hpp"
-
 #include "fsl/error.hpp"
+#include "fsl/train_backend.hpp"
 
 #ifdef FSL_HAVE_CUDA
 #include <cmath>

@@ -135,8 +135,8 @@ TEST_F(GpuTrain, StepsMatchCpuFromTheSameState) {
     worst_params = std::max(worst_params, rel_err(pg, pc));
     worst_update = std::max(worst_update, rel_err(minus(pg, before), minus(pc, before)));
   }
-  std::printf("worst over 20 steps: loss rel %.2e, params rel %.2e, update rel %.2e\n",
-              worst_loss, worst_params, worst_update);
+  std::printf("worst over 20 steps: loss rel %.2e, params rel %.2e, update rel %.2e\n", worst_loss,
+              worst_params, worst_update);
 }
 
 // (2) fsl::train on cpu and on cuda, same seed, 4 epochs x 5 episodes, dropout on, lr 1e-5 (see
@@ -174,9 +174,11 @@ TEST_F(GpuTrain, TwentyEpisodesFollowCpu) {
   ASSERT_EQ(mc.size(), 4u);
   ASSERT_EQ(mg.size(), 4u);
   for (size_t e = 0; e < mc.size(); ++e) {
-    EXPECT_NEAR(mg[e][1], mc[e][1], 5e-3 * std::abs(mc[e][1]) + 1e-3) << "train loss, epoch " << e + 1;
+    EXPECT_NEAR(mg[e][1], mc[e][1], 5e-3 * std::abs(mc[e][1]) + 1e-3)
+        << "train loss, epoch " << e + 1;
     EXPECT_NEAR(mg[e][2], mc[e][2], 0.1) << "train acc, epoch " << e + 1;
-    EXPECT_NEAR(mg[e][3], mc[e][3], 5e-3 * std::abs(mc[e][3]) + 1e-3) << "val loss, epoch " << e + 1;
+    EXPECT_NEAR(mg[e][3], mc[e][3], 5e-3 * std::abs(mc[e][3]) + 1e-3)
+        << "val loss, epoch " << e + 1;
     EXPECT_NEAR(mg[e][4], mc[e][4], 0.1) << "val acc, epoch " << e + 1;
     EXPECT_EQ(mg[e][5], mc[e][5]) << "lr";
   }
@@ -193,19 +195,23 @@ TEST_F(GpuTrain, TwentyEpisodesFollowCpu) {
     }
   }
   for (const auto& [k, v] : fc.metadata) ASSERT_TRUE(fg.metadata.count(k)) << k;
-  for (const char* k : {"format", "fsl.arch", "feature_type", "feature_mean", "feature_std", "epoch"})
+  for (const char* k :
+       {"format", "fsl.arch", "feature_type", "feature_mean", "feature_std", "epoch"})
     EXPECT_EQ(fg.metadata.at(k), fc.metadata.at(k)) << k;
   // Weights and BN statistics, read by the CPU encoder.
   const fsl::Config c = with({});
-  fsl::Encoder init(c.features, 1, 17, uint64_t(c.train_param.seed)),
-      ec(c.features, 1, 17, 0), eg(c.features, 1, 17, 0);
+  fsl::Encoder init(c.features, 1, 17, uint64_t(c.train_param.seed)), ec(c.features, 1, 17, 0),
+      eg(c.features, 1, 17, 0);
   fsl::load_checkpoint(run("on_cpu") / "last.safetensors", ec);
   fsl::load_checkpoint(run("on_cuda") / "last.safetensors", eg);
-  auto flat = [](fsl::Encoder& e) { return std::vector<float>(e.params().begin(), e.params().end()); };
+  auto flat = [](fsl::Encoder& e) {
+    return std::vector<float>(e.params().begin(), e.params().end());
+  };
   const double moved = rel_err(flat(ec), flat(init)), err = rel_err(flat(eg), flat(ec));
   EXPECT_LT(err, 2e-4) << "trained weights; training moved them by " << moved;
-  std::printf("final weights rel %.2e (training moved them %.2e); epoch 4 train loss %.6f vs %.6f\n",
-              err, moved, mg[3][1], mc[3][1]);
+  std::printf(
+      "final weights rel %.2e (training moved them %.2e); epoch 4 train loss %.6f vs %.6f\n", err,
+      moved, mg[3][1], mc[3][1]);
   EXPECT_GT(moved, 3 * 2e-4) << "the comparison must be able to see a missing update";
   std::vector<float> sc, sg;
   const auto tc = ec.state(), tg = eg.state();

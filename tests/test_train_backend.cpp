@@ -73,7 +73,8 @@ TEST(TrainBackend, CpuStepIsEncoderLossBackwardAdam) {
   const auto ev = backend->eval_step(e.x.data(), e.labels, kFrames);
   EXPECT_EQ(ev.loss, fsl::prototypical_loss_filter_negative(emb.data(), e.labels.data(), B,
                                                             enc.dim(), c.train_param.n_shot,
-                                                            static_cast<float*>(nullptr)).loss);
+                                                            static_cast<float*>(nullptr))
+                         .loss);
   EXPECT_EQ(backend->params(), before);
 }
 
@@ -139,10 +140,16 @@ class TrainDevice : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new fsl::test::TempDir;
     std::string out;
-    ASSERT_EQ(run_command(bin_path("fsl_synth").string() + " --out " + (dir_->path / "synth").string() +
-                              " --scale tiny --seed 3", &out), 0) << out;
+    ASSERT_EQ(run_command(bin_path("fsl_synth").string() + " --out " +
+                              (dir_->path / "synth").string() + " --scale tiny --seed 3",
+                          &out),
+              0)
+        << out;
     ASSERT_EQ(run_command(bin_path("fsl_features").string() + " export " + tiny_yaml() + " " +
-                              paths() + " runtime.device=cpu", &out), 0) << out;
+                              paths() + " runtime.device=cpu",
+                          &out),
+              0)
+        << out;
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string paths() {
@@ -154,7 +161,9 @@ class TrainDevice : public ::testing::Test {
   static int train(const std::string& extra, std::string* out) {
     return run_command(bin_path("fsl_train").string() + " " + tiny_yaml() + " " + paths() +
                            " train_param.num_episodes=2 train_param.val_episodes=1"
-                           " train_param.max_epochs=1 " + extra, out);
+                           " train_param.max_epochs=1 " +
+                           extra,
+                       out);
   }
   static fsl::test::TempDir* dir_;
 };
@@ -172,7 +181,8 @@ TEST_F(TrainDevice, CudaWithoutDeviceIsOneClearLine) {
 TEST_F(TrainDevice, AutoTrainsOnWhatIsThereAndSaysSo) {
   std::string out;
   ASSERT_EQ(train("exp_name=auto runtime.device=auto", &out), 0) << out;
-  const std::string expect = fsl::cuda_device_available() ? " parameters on cuda " : " parameters on cpu ";
+  const std::string expect =
+      fsl::cuda_device_available() ? " parameters on cuda " : " parameters on cpu ";
   EXPECT_NE(out.find(expect), std::string::npos) << out;
   EXPECT_TRUE(fsl::fs::exists(dir_->path / "runs" / "auto" / "last.safetensors"));
   ASSERT_EQ(train("exp_name=cpu runtime.device=cpu", &out), 0) << out;
