@@ -91,6 +91,8 @@ std::vector<Field> schema(Config& c) {
       {"eval.merge_gap_s", &e.merge_gap_s},
       {"eval.neg_iterations", &e.neg_iterations},
       {"eval.neg_windows", &e.neg_windows},
+      {"eval.negatives", &e.negatives, {"prototypes", "nearest"}},
+      {"eval.neg_nearest_k", &e.neg_nearest_k},
       {"eval.batch_size", &e.batch_size},
       {"eval.seed", &e.seed},
   };
@@ -219,6 +221,7 @@ void validate(const Config& c, const std::string& origin) {
   need(c.eval.threshold >= 0 && c.eval.threshold <= 1, "eval.threshold", "must be in [0, 1]");
   need(c.eval.neg_iterations > 0, "eval.neg_iterations", "must be > 0");
   need(c.eval.neg_windows > 0, "eval.neg_windows", "must be > 0");
+  need(c.eval.neg_nearest_k > 0, "eval.neg_nearest_k", "must be > 0");
   need(c.eval.batch_size > 0, "eval.batch_size", "must be > 0");
   need(!c.exp_name.empty() && c.exp_name.find('/') == std::string::npos, "exp_name",
        "must be a non-empty name without '/'");

@@ -63,6 +63,19 @@ double squared_distance(const float* a, const float* b, int d) {
   return s;
 }
 
+// Mean squared distance from q to its k nearest rows of `rows` (n, D); `dist` is scratch.
+double mean_nearest_distance(const float* q, const std::vector<float>& rows, int D, int k,
+                             std::vector<double>& dist) {
+  const size_t n = rows.size() / size_t(D);
+  dist.resize(n);
+  for (size_t j = 0; j < n; ++j) dist[j] = squared_distance(q, rows.data() + j * D, D);
+  const size_t kk = std::min(n, size_t(k));
+  std::partial_sort(dist.begin(), dist.begin() + kk, dist.end());
+  double s = 0;
+  for (size_t j = 0; j < kk; ++j) s += dist[j];
+  return s / double(kk);
+}
+
 // The background before the first query frame, seen as one sequence: the gaps between the
 // shots, concatenated. Maps a position in that sequence to a feature row.
 struct Background {
@@ -147,6 +160,9 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
   const int iters = std::max(1, ev.neg_iterations), draws = std::max(1, ev.neg_windows);
   std::mt19937_64 rng(static_cast<uint64_t>(ev.seed) + static_cast<uint64_t>(file_index));
   std::vector<float> proto_neg(size_t(iters) * D);
+  const bool nearest = ev.negatives == "nearest";
+  std::vector<float> neg_windows;  // nearest: every drawn window's embedding (iters * draws, D)
+  if (nearest) neg_windows.reserve(size_t(iters) * draws * D);
   std::vector<long> drawn(draws);
   for (int it = 0; it < iters; ++it) {
     for (auto& w : drawn) w = static_cast<long>(rng() % static_cast<uint64_t>(n_neg));
@@ -160,6 +176,7 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
         [&](long, int nb, const float* e) {
           for (int b = 0; b < nb; ++b)
             for (int d = 0; d < D; ++d) acc[d] += e[size_t(b) * D + d];
+          if (nearest) neg_windows.insert(neg_windows.end(), e, e + size_t(nb) * D);
         });
     for (int d = 0; d < D; ++d) proto_neg[size_t(it) * D + d] = static_cast<float>(acc[d] / draws);
   }
@@ -169,6 +186,7 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
   const long n_query = span > seg ? (span - seg + hop - 1) / hop + 1 : 1;
   std::vector<float>& p = result.scores.p;
   p.resize(n_query);
+  std::vector<double> dist;  // nearest: scratch, one distance per negative window
   long released = 0;
   windows.run(
       n_query, [&](long w, int t) { return std::min(q0 + w * hop + t, n - 1); },
@@ -176,6 +194,11 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
         for (int b = 0; b < nb; ++b) {
           const float* q = e + size_t(b) * D;
           double d_pos = squared_distance(q, proto_pos.data(), D), p_sum = 0;
+          if (nearest) {
+            const double d_neg = mean_nearest_distance(q, neg_windows, D, ev.neg_nearest_k, dist);
+            p[w0 + b] = static_cast<float>(d_pos + d_neg > 0 ? d_neg / (d_pos + d_neg) : 0.5);
+            continue;
+          }
           for (int it = 0; it < iters; ++it) {
             double d_neg = squared_distance(q, proto_neg.data() + size_t(it) * D, D);
             p_sum += 1.0 / (1.0 + std::exp(d_pos - d_neg));  // softmax(-d_pos, -d_neg)[pos]

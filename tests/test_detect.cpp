@@ -261,6 +261,48 @@ TEST(Detect, NegativePrototypeUsesOnlyBackgroundBeforeTheLastShot) {
   EXPECT_NEAR(r.scores.p[0], 1.0 / (1.0 + std::exp(4.0)), 1e-6);
 }
 
+TEST(Detect, NearestNegativesRejectAConfuserThePrototypeAccepts) {
+  // Target bumps 1.0 on bins 0..3; a weaker "confuser" 0.7 on the same bins in the background
+  // before the last shot ([200, 260)) and once after it ([1300, 1360)). A window inside the
+  // later confuser embeds to 0.7 (bins 0..3): d_pos = 4 * 0.3^2 = 0.36. The mean negative
+  // prototype is ~0.05 (few background windows hold the confuser): d_neg ~ 4 * 0.65^2, p ~ 0.79,
+  // a false event at threshold 0.6. With the nearest drawn window (k = 1) d_neg = 0 (an
+  // identical window is among the draws), p = 0; a window 90% inside a target bump has
+  // d_pos = 0.04, nearest d_neg = 4 * 0.2^2, p = 0.8: the four target bumps stay events.
+  fsl::test::TempDir dir;
+  auto x = bump_matrix(2500, all_bumps(), 1.f, 0.f);
+  for (auto [b, e] : {std::pair{200, 260}, std::pair{1300, 1360}})
+    for (long t = b; t < e; ++t)
+      for (int m = 0; m < 4; ++m) x[size_t(t) * kMels + m] = 0.7f;
+  std::vector<fsl::EventSpan> pos;
+  for (auto s : kShots) pos.push_back(exact_annotation(s));
+  auto f = write_file(dir, "confuser", x, pos);
+  MeanOverTime embedder;
+  auto cfg = test_config();
+  auto proto = fsl::detect_with_embedder(f, cfg, embedder, 0);
+  cfg.eval.negatives = "nearest";
+  cfg.eval.neg_nearest_k = 1;
+  auto nearest = fsl::detect_with_embedder(f, cfg, embedder, 0);
+  ASSERT_EQ(proto.scores.p.size(), nearest.scores.p.size());
+  const long q0 = 920, seg = 20, hop = 6;
+  int inside = 0;
+  for (size_t w = 0; w < nearest.scores.p.size(); ++w) {
+    const long t0 = q0 + long(w) * hop;
+    if (t0 >= 1300 && t0 + seg <= 1360) {  // wholly inside the later confuser
+      ++inside;
+      EXPECT_GT(proto.scores.p[w], 0.6) << "window " << w;
+      EXPECT_EQ(nearest.scores.p[w], 0.0f) << "window " << w;
+    }
+  }
+  EXPECT_GT(inside, 3);
+  auto ev_proto = fsl::decide_events(proto.scores, 0.6, {0, 0, 0});
+  auto ev_near = fsl::decide_events(nearest.scores, 0.6, {0, 0, 0});
+  EXPECT_EQ(ev_proto.size(), kLater.size() + 1);  // the confuser too
+  ASSERT_EQ(ev_near.size(), kLater.size());
+  for (size_t i = 0; i < kLater.size(); ++i)
+    EXPECT_NEAR(ev_near[i].start * kFps, kLater[i].begin, hop) << "event " << i;
+}
+
 TEST(Detect, FilesWithoutBackgroundOrTailOrShotsGetNoPredictions) {
   fsl::test::TempDir dir;
   auto cfg = test_config();

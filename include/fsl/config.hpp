@@ -85,6 +85,11 @@ struct EvalConfig {
   double merge_gap_s = 0.0;      // merge events closer than this (0 = off)
   int neg_iterations = 3;
   int neg_windows = 150;
+  // prototypes: p = softmax(-d_pos, -d_neg) per negative prototype (the mean of neg_windows
+  // windows), averaged over neg_iterations (the baseline). nearest: d_neg = mean distance to the
+  // neg_nearest_k nearest of all drawn negative windows, p = d_neg / (d_pos + d_neg).
+  std::string negatives = "prototypes";
+  int neg_nearest_k = 5;
   int batch_size = 256;  // windows embedded at once
   int seed = 0;
 };

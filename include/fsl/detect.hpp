@@ -103,7 +103,8 @@ class EncoderEmbedder : public Embedder {
 // Encoder path: shots -> positive prototype, unlabelled audio before the last shot's end ->
 // eval.neg_iterations negative prototypes (eval.neg_windows random windows each, seeded by
 // eval.seed + file_index), queries from the last shot's end at the hop, p averaged over the
-// iterations. Throws Error on an unreadable feature file.
+// iterations; or, with eval.negatives = nearest, p from the eval.neg_nearest_k nearest of all the
+// drawn negative windows (see EvalConfig). Throws Error on an unreadable feature file.
 FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embedder& embedder,
                                 int file_index);
 
