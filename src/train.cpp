@@ -100,6 +100,10 @@ std::pair<double, double> validate(const Run& r, TrainBackend& backend, std::vec
 
 }  // namespace
 
+bool is_better_epoch(double acc, double loss, double best_acc, double best_loss) {
+  return acc > best_acc || (acc == best_acc && loss < best_loss);
+}
+
 TrainResult train(const Config& c, const TrainOptions& opt) {
   const auto& tp = c.train_param;
   // runtime.device: cuda = the GPU or an error (before any output), auto = the GPU when present.
@@ -187,6 +191,8 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
       if (!meta.count(k)) fail(last_path.string(), ": not a training checkpoint (no '", k, "')");
     start_epoch = std::stoi(meta.at("epoch")) + 1;
     result.best_val_acc = std::stod(meta.at("best_val_acc"));
+    // absent from checkpoints written before the tie-break: no tie then wins on loss
+    if (meta.count("best_val_loss")) result.best_val_loss = std::stod(meta.at("best_val_loss"));
     result.best_epoch = std::stoi(meta.at("best_epoch"));
     bad_epochs = std::stoi(meta.at("bad_epochs"));
     history = parse_metrics(read_text(run_dir / "metrics.csv"));
@@ -254,9 +260,11 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
                  m.epoch, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.lr, m.seconds);
     // Selection metric: validation accuracy, or training accuracy when validation is off.
     const double score = r.val_k_way > 0 ? m.val_acc : m.train_acc;
-    bool improved = score > result.best_val_acc;
+    const double score_loss = r.val_k_way > 0 ? m.val_loss : m.train_loss;
+    bool improved = is_better_epoch(score, score_loss, result.best_val_acc, result.best_val_loss);
     if (improved) {
       result.best_val_acc = score;
+      result.best_val_loss = score_loss;
       result.best_epoch = m.epoch;
       bad_epochs = 0;
       auto meta = normalisation;
@@ -270,6 +278,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     auto meta = normalisation;
     meta["epoch"] = std::to_string(epoch);
     meta["best_val_acc"] = exact(result.best_val_acc);
+    meta["best_val_loss"] = exact(result.best_val_loss);
     meta["best_epoch"] = std::to_string(result.best_epoch);
     meta["bad_epochs"] = std::to_string(bad_epochs);
     meta["config"] = c.to_yaml();

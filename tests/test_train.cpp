@@ -1,10 +1,12 @@
 // fsl_train end to end on the tiny synthetic set: checkpoints, metrics, exact resume, errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "fsl/fileio.hpp"
+#include "fsl/train.hpp"
 #include "fsl/safetensors.hpp"
 #include "testutil.hpp"
 
@@ -144,3 +146,14 @@ TEST_F(Train, MissingFeatureStatsIsNamed) {
 }
 
 }  // namespace
+
+TEST(TrainSelection, BestEpochIsHigherAccuracyThenLowerLoss) {
+  const double inf = INFINITY;
+  EXPECT_TRUE(fsl::is_better_epoch(0.5, 9.0, -1, inf));     // the first epoch always
+  EXPECT_TRUE(fsl::is_better_epoch(0.94, 9.0, 0.93, 1.0));  // higher accuracy wins, whatever loss
+  EXPECT_FALSE(fsl::is_better_epoch(0.92, 0.1, 0.93, 1.0)); // lower accuracy loses, whatever loss
+  EXPECT_TRUE(fsl::is_better_epoch(0.93, 0.9, 0.93, 1.0));  // tie: lower loss wins
+  EXPECT_FALSE(fsl::is_better_epoch(0.93, 1.0, 0.93, 1.0)); // tie, same loss: keep the earlier
+  EXPECT_FALSE(fsl::is_better_epoch(0.93, 1.1, 0.93, 1.0));
+  EXPECT_TRUE(fsl::is_better_epoch(0.93, 5.0, 0.93, inf));  // resumed from an old checkpoint
+}

@@ -2,6 +2,7 @@
 // hand-written backward -> Adam, StepLR by epoch, validation accuracy each epoch, early stopping,
 // checkpoints (last + best, safetensors, atomic) and exact resume.
 #pragma once
+#include <cmath>
 #include <string>
 
 #include "fsl/config.hpp"
@@ -18,10 +19,17 @@ struct TrainResult {
   int epochs_completed = 0;
   int best_epoch = -1;
   double best_val_acc = -1;
+  double best_val_loss = INFINITY;  // the tie-breaker of best_val_acc
   double last_train_loss = 0, last_val_loss = 0, last_val_acc = 0;
   bool early_stopped = false;
   std::string run_dir;
 };
+
+// Whether an epoch with selection accuracy `acc` and loss `loss` replaces the best so far: a
+// strictly higher accuracy (the Python system's rule), or the same accuracy with a strictly lower
+// loss. Validation accuracy over a few episodes is coarse (the demo's is 0.932 after every epoch),
+// so without the tie-break the first epoch stays "best" however much the loss falls after it.
+bool is_better_epoch(double acc, double loss, double best_acc, double best_loss);
 
 // Trains per `c`; writes runs/<exp_name>/{resolved_config.yaml, metrics.csv, last.safetensors,
 // best.safetensors}. Throws Error on bad data, a non-finite loss (the last good checkpoint is
