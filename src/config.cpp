@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -72,6 +73,7 @@ std::vector<Field> schema(Config& c) {
       {"train_param.load_weight_from", &t.load_weight_from},
       {"train_param.short_segment", &t.short_segment, {"tile", "pad"}},
       {"train_param.source", &t.source, {"files", "synth_online"}},
+      {"train_param.synth_without", &t.synth_without},
       {"train_param.seed", &t.seed},
       {"path.root_dir", &p.root_dir},
       {"path.train_dir", &p.train_dir},
@@ -93,6 +95,8 @@ std::vector<Field> schema(Config& c) {
       {"eval.neg_windows", &e.neg_windows},
       {"eval.negatives", &e.negatives, {"prototypes", "nearest"}},
       {"eval.neg_nearest_k", &e.neg_nearest_k},
+      {"eval.pos_nearest_k", &e.pos_nearest_k},
+      {"eval.normalise", &e.normalise, {"train", "file", "file_band"}},
       {"eval.batch_size", &e.batch_size},
       {"eval.seed", &e.seed},
   };
@@ -217,17 +221,41 @@ void validate(const Config& c, const std::string& origin) {
   need(t.num_episodes > 0, "train_param.num_episodes", "must be > 0");
   need(t.max_epochs > 0, "train_param.max_epochs", "must be > 0");
   need(t.scheduler_step_size > 0, "train_param.scheduler_step_size", "must be > 0");
+  try {
+    (void)t.synth_without_list();
+  } catch (const Error& e) {
+    fail(origin, ": key 'train_param.synth_without': ", e.what());
+  }
   need(c.runtime.num_workers > 0, "runtime.num_workers", "must be > 0");
   need(c.eval.threshold >= 0 && c.eval.threshold <= 1, "eval.threshold", "must be in [0, 1]");
   need(c.eval.neg_iterations > 0, "eval.neg_iterations", "must be > 0");
   need(c.eval.neg_windows > 0, "eval.neg_windows", "must be > 0");
   need(c.eval.neg_nearest_k > 0, "eval.neg_nearest_k", "must be > 0");
+  need(c.eval.pos_nearest_k >= 0, "eval.pos_nearest_k", "must be >= 0");
   need(c.eval.batch_size > 0, "eval.batch_size", "must be > 0");
   need(!c.exp_name.empty() && c.exp_name.find('/') == std::string::npos, "exp_name",
        "must be a non-empty name without '/'");
 }
 
 }  // namespace
+
+std::vector<std::string> TrainConfig::synth_without_list() const {
+  static const std::vector<std::string> known = {"classes",    "confuser", "callers",
+                                                 "background", "channel",  "lowrate"};
+  std::vector<std::string> out;
+  std::stringstream ss(synth_without);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (item.empty()) continue;
+    if (std::find(known.begin(), known.end(), item) == known.end())
+      fail("unknown randomisation '", item,
+           "' (known: classes, confuser, callers, background, channel, lowrate)");
+    out.push_back(item);
+  }
+  return out;
+}
 
 std::vector<std::string> FeaturesConfig::types() const {
   std::vector<std::string> out;

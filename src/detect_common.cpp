@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "fsl/detect.hpp"
+#include "fsl/error.hpp"
 #include "fsl/npy.hpp"
 
 namespace fsl {
@@ -193,6 +194,47 @@ void release_rows(const NpyMap& map, size_t row_begin, size_t row_end) {
   b = b / page * page;
   // Read-only file pages: dropping them only means a later read faults them in again.
   if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
+void file_normalisation(const NpyMap& map, const std::string& mode, std::vector<float>& mean,
+                        std::vector<float>& inv_std) {
+  mean.clear();
+  inv_std.clear();
+  if (mode == "train") return;
+  if (mode != "file" && mode != "file_band")
+    fail("eval.normalise: unknown mode '", mode, "' (train | file | file_band)");
+  const size_t n = map.rows(), M = map.cols();
+  if (n == 0 || M == 0) return;
+  std::vector<double> sum(M, 0.0), sumsq(M, 0.0);
+  constexpr size_t kChunk = 4096;  // rows touched between page releases
+  for (size_t c0 = 0; c0 < n; c0 += kChunk) {
+    const size_t c1 = std::min(n, c0 + kChunk);
+    for (size_t t = c0; t < c1; ++t) {
+      const float* x = map.data() + t * M;
+      for (size_t m = 0; m < M; ++m) {
+        sum[m] += x[m];
+        sumsq[m] += double(x[m]) * x[m];
+      }
+    }
+    release_rows(map, c0, c1);
+  }
+  if (mode == "file") {  // one mean/std over every value of the file
+    double s = 0, ss = 0;
+    for (size_t m = 0; m < M; ++m) {
+      s += sum[m];
+      ss += sumsq[m];
+    }
+    std::fill(sum.begin(), sum.end(), s / double(M));
+    std::fill(sumsq.begin(), sumsq.end(), ss / double(M));
+  }
+  mean.resize(M);
+  inv_std.resize(M);
+  for (size_t m = 0; m < M; ++m) {
+    const double mu = sum[m] / double(n);
+    const double sd = std::sqrt(std::max(0.0, sumsq[m] / double(n) - mu * mu));
+    mean[m] = static_cast<float>(mu);
+    inv_std[m] = sd > 1e-6 ? static_cast<float>(1.0 / sd) : 1.0f;  // a constant band maps to 0
+  }
 }
 
 }  // namespace detail

@@ -126,6 +126,9 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
   const SegmentPlan plan =
       adaptive_segment(max_len, cfg.features.test_seglen_len_lim, cfg.features.test_hoplen_fenmu);
   const int seg = plan.seg, hop = plan.hop, D = embedder.dim();
+  std::vector<float> norm_mean, norm_inv_std;  // empty: the embedder's training statistics
+  detail::file_normalisation(map, ev.normalise, norm_mean, norm_inv_std);
+  embedder.set_file_normalisation(norm_mean, norm_inv_std);
   WindowEmbedder windows(map, embedder, seg, ev.batch_size);
 
   // Positive prototype (D): mean over every window of every shot; short shots are tiled.
@@ -137,6 +140,8 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
   for (const auto& s : shots)
     for (long st : shot_window_starts(s, seg, hop)) pos_windows.push_back({s, st});
   std::vector<double> pos_acc(D, 0.0);
+  std::vector<float> pos_rows;  // pos_nearest_k > 0: every shot window's embedding (n, D)
+  const bool pos_nearest = ev.pos_nearest_k > 0;
   windows.run(
       static_cast<long>(pos_windows.size()),
       [&](long w, int t) {
@@ -149,6 +154,7 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
       [&](long, int nb, const float* e) {
         for (int b = 0; b < nb; ++b)
           for (int d = 0; d < D; ++d) pos_acc[d] += e[size_t(b) * D + d];
+        if (pos_nearest) pos_rows.insert(pos_rows.end(), e, e + size_t(nb) * D);
       });
   std::vector<float> proto_pos(D);
   for (int d = 0; d < D; ++d) proto_pos[d] = static_cast<float>(pos_acc[d] / pos_windows.size());
@@ -193,7 +199,10 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
       [&](long w0, int nb, const float* e) {
         for (int b = 0; b < nb; ++b) {
           const float* q = e + size_t(b) * D;
-          double d_pos = squared_distance(q, proto_pos.data(), D), p_sum = 0;
+          double d_pos = pos_nearest && nearest
+                             ? mean_nearest_distance(q, pos_rows, D, ev.pos_nearest_k, dist)
+                             : squared_distance(q, proto_pos.data(), D);
+          double p_sum = 0;
           if (nearest) {
             const double d_neg = mean_nearest_distance(q, neg_windows, D, ev.neg_nearest_k, dist);
             p[w0 + b] = static_cast<float>(d_pos + d_neg > 0 ? d_neg / (d_pos + d_neg) : 0.5);

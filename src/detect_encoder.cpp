@@ -41,12 +41,27 @@ void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* ou
     fail("features have ", M, " mel bins, the encoder expects features.n_mels = ", cfg_.n_mels);
   if (T > encoder_->max_frames()) build(T);  // a longer segment: re-plan the activations
   normalised_.resize(size_t(B) * T * M);     // (B, T, M)
-  for (size_t i = 0; i < normalised_.size(); ++i) normalised_[i] = (windows[i] - mean_) * inv_std_;
+  if (file_mean_.size() == size_t(M)) {
+    for (size_t r = 0; r < size_t(B) * T; ++r)
+      for (int m = 0; m < M; ++m)
+        normalised_[r * M + m] = (windows[r * M + m] - file_mean_[m]) * file_inv_std_[m];
+  } else {
+    for (size_t i = 0; i < normalised_.size(); ++i)
+      normalised_[i] = (windows[i] - mean_) * inv_std_;
+  }
   for (int b0 = 0; b0 < B; b0 += batch_) {
     int nb = std::min(batch_, B - b0);
     encoder_->forward(normalised_.data() + size_t(b0) * T * M, nb, T, false,
                       out + size_t(b0) * encoder_->dim());
   }
+}
+
+void EncoderEmbedder::set_file_normalisation(const std::vector<float>& mean,
+                                             const std::vector<float>& inv_std) {
+  if (mean.size() != inv_std.size())
+    fail("file normalisation: ", mean.size(), " means but ", inv_std.size(), " deviations");
+  file_mean_ = mean;
+  file_inv_std_ = inv_std;
 }
 
 }  // namespace fsl

@@ -78,13 +78,23 @@ SynthEpisodeParams SynthEpisodeParams::from(const Config& c, int seg_frames) {
   p.seed = static_cast<uint64_t>(tp.seed);
   p.num_workers = std::max(1, c.runtime.num_workers);
   p.prefetch_factor = std::max(1, c.runtime.prefetch_factor);
+  for (const auto& w : tp.synth_without_list()) {
+    if (w == "classes") p.plain_classes = true;
+    if (w == "confuser") p.no_confuser = true;
+    if (w == "callers") p.no_callers = true;
+    if (w == "background") p.no_background = true;
+    if (w == "channel") p.no_channel = true;
+    if (w == "lowrate") p.no_lowrate = true;
+  }
   return p;
 }
 
 SynthScene render_scene(const SynthEpisodeParams& p, Frontend& fe, uint64_t seed) {
   std::mt19937_64 rng(seed);
   SynthOptions opt;
-  opt.randomise = true;  // wide class space, wider background swings
+  opt.randomise = !p.plain_classes;  // wide class space, wider background swings
+  // An ablated randomisation is still drawn, then dropped, so the rest of the scene's draws
+  // stay the same as with it on.
   const int sr = p.features.sr, M = p.features.n_mels;
   const double fps = p.features.frame_rate();
   const int min_gap = std::max(1, int(std::lround(kMinGapS * fps)));
@@ -93,6 +103,7 @@ SynthScene render_scene(const SynthEpisodeParams& p, Frontend& fe, uint64_t seed
     // Some recorders run at lower rates: after resampling their upper band is empty.
     int native = sr;
     if (chance(rng, 0.25)) native = std::min(sr, chance(rng, 0.5) ? 16000 : 11025);
+    if (p.no_lowrate) native = sr;
     const double max_hz = std::min(0.45 * native, 0.95 * p.features.fmax);
 
     FileSpec spec;
@@ -100,7 +111,8 @@ SynthScene render_scene(const SynthEpisodeParams& p, Frontend& fe, uint64_t seed
     CallClass target = draw_class(rng, opt, max_hz);
     spec.labelled = {target};
     spec.counts = {per_class + uniform_int(rng, 0, p.n_shot)};
-    if (chance(rng, 0.7)) {  // a same-band confuser: band energy alone cannot reject it
+    const bool had_confuser = chance(rng, 0.7);
+    if (had_confuser) {  // a same-band confuser: band energy alone cannot reject it
       spec.distractors.push_back(draw_confuser(target, rng, opt));
       spec.distractor_counts.push_back(uniform_int(rng, 1, per_class));
     }
@@ -108,11 +120,30 @@ SynthScene render_scene(const SynthEpisodeParams& p, Frontend& fe, uint64_t seed
       spec.distractors.push_back(draw_class(rng, opt, max_hz));
       spec.distractor_counts.push_back(uniform_int(rng, 1, per_class));
     }
+    if (p.no_confuser || p.no_callers) {
+      std::vector<CallClass> keep;
+      std::vector<int> counts;
+      for (size_t i = 0; i < spec.distractors.size(); ++i) {
+        const bool is_confuser = i == 0 && had_confuser;
+        if (is_confuser ? p.no_confuser : p.no_callers) continue;
+        keep.push_back(spec.distractors[i]);
+        counts.push_back(spec.distractor_counts[i]);
+      }
+      spec.distractors = std::move(keep);
+      spec.distractor_counts = std::move(counts);
+    }
     spec.snr_lo = uniform(rng, -3, 8);
     spec.snr_hi = spec.snr_lo + uniform(rng, 4, 18);
     spec.unk_fraction = 0;
     spec.background = draw_background(rng, opt, max_hz);
+    if (p.no_background) {  // a stationary coloured bed only
+      spec.background.level_swing_db = 0;
+      spec.background.rain_per_min = spec.background.wind_per_min = 0;
+      spec.background.chorus.clear();
+      spec.background.chorus_per_s = 0;
+    }
     spec.channel_effects = chance(rng, 0.8);  // EQ, band limits, reverb, gain, clipping
+    if (p.no_channel) spec.channel_effects = false;
     const double gap_s = uniform(rng, 0.3, 1.2);
     spec.seconds = std::clamp(spec.counts[0] * (1.5 * target.duration + gap_s) + 1.0, 3.0, 60.0);
     SynthFile file = render_file(spec, rng);

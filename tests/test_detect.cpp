@@ -12,66 +12,10 @@
 #include "fsl/model.hpp"
 #include "fsl/npy.hpp"
 #include "fsl/safetensors.hpp"
+#include "detect_fixtures.hpp"
 #include "testutil.hpp"
 
-namespace {
-
-const double kFps = 22050.0 / 256.0;
-constexpr int kMels = 8;
-
-fsl::Config test_config() {
-  fsl::Config c;
-  c.eval.neg_iterations = 3;
-  c.eval.neg_windows = 150;
-  c.eval.batch_size = 64;
-  c.eval.negatives = "prototypes";  // the baseline's formula, computed by hand below
-  return c;
-}
-
-// (frames, kMels): background 0 (+ noise), bins 0..3 raised by `height` inside each bump.
-std::vector<float> bump_matrix(long frames, const std::vector<fsl::FrameSpan>& bumps, float height,
-                               float noise) {
-  std::vector<float> x(size_t(frames) * kMels);
-  uint32_t s = 12345;
-  for (auto& v : x) {
-    s = s * 1664525u + 1013904223u;
-    v = noise * (float(s >> 8) / float(1 << 24) - 0.5f);
-  }
-  for (const auto& b : bumps)
-    for (long t = b.begin; t < b.end; ++t)
-      for (int m = 0; m < 4; ++m) x[size_t(t) * kMels + m] += height;
-  return x;
-}
-
-// Annotation whose margin-widened frames are exactly [b, e): floor((on - 25 ms) * fps) = b.
-fsl::EventSpan exact_annotation(fsl::FrameSpan f) {
-  return {(f.begin + 0.5) / kFps + 0.025, (f.end + 0.5) / kFps - 0.025};
-}
-
-fsl::DetectFile write_file(const fsl::test::TempDir& dir, const std::string& name,
-                           const std::vector<float>& x, std::vector<fsl::EventSpan> pos) {
-  fsl::DetectFile f;
-  f.name = name;
-  f.feature_path = (dir / (name + "_logmel.npy")).string();
-  fsl::npy_write(f.feature_path, x.data(), {x.size() / kMels, size_t(kMels)});
-  f.pos = std::move(pos);
-  return f;
-}
-
-// Embedding = mean over time of each window: prototypes are computable by hand.
-struct MeanOverTime : fsl::Embedder {
-  int dim() const override { return kMels; }
-  void embed(const float* w, int B, int T, int M, float* out) override {
-    for (int b = 0; b < B; ++b)
-      for (int m = 0; m < M; ++m) {
-        double s = 0;
-        for (int t = 0; t < T; ++t) s += w[(size_t(b) * T + t) * M + m];
-        out[size_t(b) * M + m] = float(s / T);
-      }
-  }
-};
-
-}  // namespace
+using namespace fsl::test;  // kFps, kMels, bump_matrix, write_file, MeanOverTime, ...
 
 TEST(Detect, AdaptiveSegmentAtEveryBoundary) {
   struct Case {
@@ -178,19 +122,6 @@ TEST(Detect, MovingAverageCentred) {
   EXPECT_FLOAT_EQ(y[4], 0.f);
   EXPECT_FLOAT_EQ(fsl::moving_average({2, 4}, 3)[0], 3.f);  // clipped window at the ends
 }
-
-namespace {
-// Bumps of 20 frames; the first 5 are the shots, the 4 later ones must be found.
-const std::vector<fsl::FrameSpan> kShots = {
-    {100, 120}, {300, 320}, {500, 520}, {700, 720}, {900, 920}};
-const std::vector<fsl::FrameSpan> kLater = {{1200, 1220}, {1500, 1520}, {1800, 1820}, {2100, 2120}};
-
-std::vector<fsl::FrameSpan> all_bumps() {
-  auto b = kShots;
-  b.insert(b.end(), kLater.begin(), kLater.end());
-  return b;
-}
-}  // namespace
 
 TEST(Detect, FloorFindsTheLaterBumps) {
   fsl::test::TempDir dir;

@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include "fsl/error.hpp"
 #include "fsl/fileio.hpp"
 #include "fsl/loss.hpp"
 #include "fsl/safetensors.hpp"
@@ -259,3 +260,69 @@ TEST(SynthEpisodes, TrainRunsEndToEndAndResumesExactly) {
 }
 
 }  // namespace
+
+// The ablation knobs (train_param.synth_without): parsed and validated by the config; each one
+// changes the scenes it should, and with everything but the class off the negatives' pool (the
+// gaps) is a steadier bed: no bursts, chorus, level swings, confusers or other callers.
+TEST(SynthEpisodes, AblationKnobsParseAndChangeTheScenes) {
+  auto c = fsl::Config::from_string("train_param:\n  synth_without: channel, lowrate\n", {}, "t.yaml");
+  EXPECT_EQ(c.train_param.synth_without_list(), (std::vector<std::string>{"channel", "lowrate"}));
+  auto sp = fsl::SynthEpisodeParams::from(c, 17);
+  EXPECT_TRUE(sp.no_channel && sp.no_lowrate);
+  EXPECT_FALSE(sp.plain_classes || sp.no_confuser || sp.no_callers || sp.no_background);
+  try {
+    fsl::Config::from_string("train_param:\n  synth_without: channel,reverb\n", {}, "t.yaml");
+    FAIL() << "no error";
+  } catch (const fsl::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("train_param.synth_without"), std::string::npos) << what;
+    EXPECT_NE(what.find("reverb"), std::string::npos) << what;
+  }
+
+  auto base = tiny_params();
+  fsl::Frontend fe(fsl::FrontendParams::from(base.features));
+  const int M = base.features.n_mels, seeds = 8;
+  // Spread over time of the gap frames' mean log-mel: how unsteady the negatives' pool is.
+  auto gap_spread = [&](const fsl::SynthScene& s) {
+    double sum = 0, sum_sq = 0;
+    long n = 0;
+    for (const auto& g : s.gaps)
+      for (int t = g.start; t < g.end; ++t) {
+        double e = 0;
+        for (int m = 0; m < M; ++m) e += s.features[size_t(t) * M + m];
+        e /= M;
+        sum += e;
+        sum_sq += e * e;
+        ++n;
+      }
+    const double mean = sum / double(n);
+    return std::sqrt(std::max(0.0, sum_sq / double(n) - mean * mean));
+  };
+  std::vector<fsl::SynthScene> on;
+  double spread_on = 0;
+  for (int i = 0; i < seeds; ++i) {
+    on.push_back(fsl::render_scene(base, fe, 1000 + uint64_t(i)));
+    spread_on += gap_spread(on.back());
+  }
+  const std::vector<bool fsl::SynthEpisodeParams::*> knobs = {
+      &fsl::SynthEpisodeParams::plain_classes, &fsl::SynthEpisodeParams::no_confuser,
+      &fsl::SynthEpisodeParams::no_callers,    &fsl::SynthEpisodeParams::no_background,
+      &fsl::SynthEpisodeParams::no_channel,    &fsl::SynthEpisodeParams::no_lowrate};
+  for (size_t k = 0; k < knobs.size(); ++k) {
+    auto p = base;
+    p.*knobs[k] = true;
+    int changed = 0;
+    for (int i = 0; i < seeds; ++i) {
+      auto s = fsl::render_scene(p, fe, 1000 + uint64_t(i));
+      EXPECT_FALSE(s.calls.empty() || s.gaps.empty()) << "knob " << k << " seed " << i;
+      changed += s.features != on[size_t(i)].features;
+    }
+    EXPECT_GT(changed, 0) << "knob " << k << " changed no scene";
+  }
+  auto steady = base;
+  steady.no_confuser = steady.no_callers = steady.no_background = steady.no_channel = true;
+  double spread_off = 0;
+  for (int i = 0; i < seeds; ++i)
+    spread_off += gap_spread(fsl::render_scene(steady, fe, 1000 + uint64_t(i)));
+  EXPECT_LT(spread_off, 0.7 * spread_on) << spread_off / seeds << " vs " << spread_on / seeds;
+}

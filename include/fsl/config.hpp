@@ -57,7 +57,14 @@ struct TrainConfig {
   std::string load_weight_from;          // checkpoint path, empty = none
   std::string short_segment = "tile";    // tile | pad
   std::string source = "files";          // files | synth_online
+  // synth_online ablation: comma-separated randomisations to turn off, any of classes (plain
+  // class space), confuser (same-band confusers), callers (other callers), background
+  // (bursts, chorus, level swings), channel (EQ, band limits, reverb, gain, clipping), lowrate
+  // (scenes recorded at 16 / 11.025 kHz). Empty: everything on.
+  std::string synth_without = "";
   int seed = 42;
+
+  std::vector<std::string> synth_without_list() const;  // validated names, in order
 };
 
 struct PathConfig {
@@ -92,6 +99,13 @@ struct EvalConfig {
   // recordings check 47.1 vs 43.1 (bench/RESULTS.md, "Negatives at detection").
   std::string negatives = "nearest";
   int neg_nearest_k = 5;
+  // d_pos with negatives = nearest: 0 = distance to the mean of every shot window (the positive
+  // prototype); k > 0 = mean distance to the k nearest shot windows.
+  int pos_nearest_k = 0;
+  // Encoder input normalisation: train = the training set's global mean/std (the baseline);
+  // file = each file's own mean/std over all its frames; file_band = each file's own mean/std per
+  // mel band (removes a recorder's fixed EQ and noise floor).
+  std::string normalise = "train";
   int batch_size = 256;  // windows embedded at once
   int seed = 0;
 };

@@ -77,6 +77,13 @@ struct Embedder {
   virtual ~Embedder() = default;
   virtual int dim() const = 0;
   virtual void embed(const float* windows, int B, int T, int M, float* out) = 0;
+  // Per-file input normalisation (eval.normalise = file | file_band): x' = (x - mean[m]) *
+  // inv_std[m] per mel band m until the next call; empty vectors restore the embedder's own.
+  virtual void set_file_normalisation(const std::vector<float>& mean,
+                                      const std::vector<float>& inv_std) {
+    (void)mean;
+    (void)inv_std;
+  }
 };
 
 // The encoder (eval mode) as an Embedder; input normalised with the training mean/std of the
@@ -89,6 +96,8 @@ class EncoderEmbedder : public Embedder {
   ~EncoderEmbedder() override;
   int dim() const override;
   void embed(const float* windows, int B, int T, int M, float* out) override;
+  void set_file_normalisation(const std::vector<float>& mean,
+                              const std::vector<float>& inv_std) override;
 
  private:
   void build(int max_frames);
@@ -96,6 +105,7 @@ class EncoderEmbedder : public Embedder {
   std::string checkpoint_;
   int requested_batch_, batch_ = 1;  // eval.batch_size; windows per forward (frame budget)
   float mean_, inv_std_;
+  std::vector<float> file_mean_, file_inv_std_;  // (n_mels) when a per-file normalisation is set
   std::unique_ptr<EncoderT<float>> encoder_;
   std::vector<float> normalised_;
 };
@@ -171,6 +181,12 @@ bool prepare_shots(const DetectFile& file, const Config& cfg, long n_frames,
 
 // Sorted, merged copy of spans.
 std::vector<FrameSpan> merge_spans(const std::vector<FrameSpan>& spans);
+
+// The file's input normalisation for eval.normalise = file | file_band, streamed over the mapped
+// features: per band (file_band) or one value for all bands (file), inv_std = 1/std (1 where the
+// std is ~0). Both empty for eval.normalise = train.
+void file_normalisation(const NpyMap& map, const std::string& mode, std::vector<float>& mean,
+                        std::vector<float>& inv_std);
 }  // namespace detail
 
 }  // namespace fsl

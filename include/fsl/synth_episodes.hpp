@@ -58,6 +58,9 @@ struct SynthEpisodeParams {
   int num_workers = 2;      // generator threads
   int prefetch_factor = 2;  // episodes in flight per worker
   float mean = 0, std = 1;  // normalisation applied to the features
+  // Randomisations turned off (train_param.synth_without): the ablation study's knobs.
+  bool plain_classes = false, no_confuser = false, no_callers = false, no_background = false,
+       no_channel = false, no_lowrate = false;
 
   static SynthEpisodeParams from(const Config& c, int seg_frames);
   int batch_size() const { return k_way * 2 * n_shot * (negative_contrast ? 2 : 1); }
