@@ -42,6 +42,9 @@ void BM_FrontendOneThread(benchmark::State& state) {
     benchmark::DoNotOptimize(out[type].data());
   }
   state.SetLabel(type);
+  // Share of frames whose power spectrum took the double STFT (the float STFT's fallback).
+  state.counters["double_frames"] =
+      double(fe.double_frames()) / double(fe.num_frames(x.size()));
   state.counters["audio_s/s"] =
       benchmark::Counter(kSeconds * double(state.iterations()), benchmark::Counter::kIsRate);
 }

@@ -1,16 +1,15 @@
 #include "fsl/frontend.hpp"
 
-#include <fftw3.h>  // double-precision API (fftw_*)
+#include <fftw3.h>  // float (fftwf_*) and double (fftw_*) APIs
 
 #include <algorithm>
-#include <bit>
-#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <mutex>
 
 #include "fsl/error.hpp"
 #include "fsl/frontend_math.hpp"
+#include "frontend_kernels.hpp"
 
 namespace fsl {
 
@@ -21,7 +20,9 @@ std::mutex& fftw_planner_mutex() {
   return mu;
 }
 
-constexpr int kBlockFrames = 64;  // frames per batched FFTW call
+// Frames per block: one batched FFTW call, then the mel projection vectorised over the frames.
+// A multiple of 8 (transpose_8_frames).
+constexpr int kBlockFrames = 64;
 
 template <typename T>
 struct FftwFree {
@@ -82,158 +83,42 @@ std::vector<float> mel_filterbank(const FrontendParams& p) {
   return w;
 }
 
-// The hot loops below are plain loops over __restrict pointers. The library is built at -O2,
-// whose "very cheap" vectoriser leaves loops that need a scalar remainder unvectorised, and
-// the binary must run on any x86-64 (no global -march). So these few functions are compiled
-// at -O3 (the full vectoriser; no -ffast-math, so every value is the same as at -O2) and
-// cloned for AVX2, chosen at load time where the CPU has it, SSE2 elsewhere.
-#define FSL_HOT_LOOP __attribute__((target_clones("avx2", "default"), optimize("O3")))
-
-// f[i] = x[i] * window[i], i < n: one frame, converted to double.
-FSL_HOT_LOOP static void window_frame(const float* __restrict x, const double* __restrict window,
-                                      int n, double* __restrict f) {
-  for (int i = 0; i < n; ++i) f[i] = double(x[i]) * window[i];
-}
-
-// Power spectrum |X[k]|^2, k = 0..h, of one real frame x of length n = 2h, from the length-h
-// complex FFT Z of z[j] = x[2j] + i x[2j+1] (the frame buffer itself, read as h complex numbers).
-// The even and odd samples' spectra are E[k] = (Z[k] + conj(Z[h-k])) / 2 and
-// O[k] = (Z[k] - conj(Z[h-k])) / 2i (Z[h] = Z[0]), and X[k] = E[k] + w^k O[k] with
-// w = exp(-2 pi i / n): the textbook real-FFT split. Done here, not by FFTW's r2c, because
-// FFTW_ESTIMATE (kept for run-to-run identical plans) plans the 1024-point r2c poorly (2.2 us
-// per frame here) but the 512-point complex FFT well (0.8 us), and fused with |X|^2 it is one
-// vectorised pass. z: (h, 2) interleaved; twiddle_re, twiddle_im: (h)
-// cos and -sin of 2 pi k / n; scratch: (4, h); power: (h + 1) bins, bin k at power[k * stride]
-// (one column of the block's (nb, kBlockFrames) power, the layout mel_project reads).
-FSL_HOT_LOOP static void power_from_half_length_fft(const double* __restrict z, int h,
-                                                    const double* __restrict twiddle_re,
-                                                    const double* __restrict twiddle_im,
-                                                    double* __restrict scratch,
-                                                    float* __restrict power, int stride) {
-  // Z[k] and conj(Z[h-k]) as four separate forward arrays: every loop then reads with stride 1
-  // or -1 on one array, which the vectoriser handles (stride -2 on interleaved data it does not).
-  double* __restrict zr = scratch;
-  double* __restrict zi = scratch + h;
-  double* __restrict rr = scratch + 2 * h;
-  double* __restrict ri = scratch + 3 * h;
-  for (int k = 0; k < h; ++k) {
-    zr[k] = z[2 * k];
-    zi[k] = z[2 * k + 1];
-  }
-  rr[0] = zr[0];
-  ri[0] = -zi[0];
-  for (int k = 1; k < h; ++k) {
-    rr[k] = zr[h - k];
-    ri[k] = -zi[h - k];
-  }
-  for (int k = 0; k < h; ++k) {
-    const double er = 0.5 * (zr[k] + rr[k]), ei = 0.5 * (zi[k] + ri[k]);   // E[k]
-    const double o_r = 0.5 * (zi[k] - ri[k]), o_i = -0.5 * (zr[k] - rr[k]);  // O[k]
-    const double xr = er + twiddle_re[k] * o_r - twiddle_im[k] * o_i;
-    const double xi = ei + twiddle_re[k] * o_i + twiddle_im[k] * o_r;
-    power[size_t(k) * stride] = float(xr * xr + xi * xi);
-  }
-  power[size_t(h) * stride] = float((z[0] - z[1]) * (z[0] - z[1]));  // X[h] = E[0] - O[0]
-}
-
-// Natural log of a positive, normal float, written so that a loop of it vectorises (glibc's
-// logf is a call per element; this takes 14% of the logmel time). x = m * 2^e with m in
-// [sqrt(1/2), sqrt(2)); log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, by its odd
-// series to s^9 (truncation < 1e-9); e ln 2 split into a part exact in float plus a
-// correction. Error, measured exhaustively over every float in [1e-30, 1e30] against the
-// double-precision log: at most 2 ulp of the result (3.9e-6 absolute); log(1e-8) is exact.
-[[gnu::always_inline]] inline float log_positive(float x) {
-  const int32_t bits = std::bit_cast<int32_t>(x);
-  const int32_t e = (bits - 0x3f3504f3) >> 23;  // 0x3f3504f3 = sqrt(1/2)
-  const float m = std::bit_cast<float>(bits - (e << 23));
-  const float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
-  const float series = s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9))));
-  constexpr float kLn2Hi = 0.693145751953125f;  // 12 significant bits: e * kLn2Hi is exact
-  constexpr float kLn2Lo = 1.42860682030941723212e-6f;
-  return float(e) * kLn2Hi + (float(e) * kLn2Lo + 2.0f * (s + s * series));
-}
-
-// e^y for |y| < 87 (a normal float result), written so that a loop of it vectorises:
-// e^y = 2^n e^r with n = round(y / ln 2), r = y - n ln 2 (|r| <= 0.347, ln 2 split as in
-// log_positive), e^r by its Taylor series to r^7 (truncation < 2e-9 relative), 2^n built in the
-// exponent bits. The rounding uses the 1.5 * 2^23 trick (exact for |y / ln 2| < 2^22) because
-// nearbyint does not vectorise on plain SSE2. Error, measured over every float y in
-// [-87, 87] against the double-precision exp: at most 1.03e-7 relative (< 2 ulp).
-[[gnu::always_inline]] inline float exp_small(float y) {
-  constexpr float kLog2e = 1.44269504088896341f, kRound = 12582912.0f;  // 1.5 * 2^23
-  constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
-  const float n = (y * kLog2e + kRound) - kRound;
-  const float r = (y - n * kLn2Hi) - n * kLn2Lo;
-  const float poly =
-      1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-                 r * (1.0f / 720 + r * (1.0f / 5040)))))));
-  return poly * std::bit_cast<float>((int32_t(n) + 127) << 23);
-}
-
-// PCEN for `block` frames of mel (block, n_mels) with the default power 0.5 and bias > 0
-// (fm::pcen_value's sqrt branch), carrying the smoother state (n_mels, double) across calls.
-// The same formulas as fm::pcen_value with (eps + M)^-gain as exp_small(-gain log_positive(.)),
-// vectorised over the bands (each band's smoother is independent). sqrt(1 + z) is also taken
-// as exp(log(1 + z) / 2): GCC keeps sqrtf scalar (errno) without -fno-math-errno, which the
-// optimize attribute does not pass on. The helpers are always_inline because GCC does not
-// inline across differing optimize attributes (nor fm::pcen_smoother_step, written out below).
-FSL_HOT_LOOP static void pcen_sqrt_rows(const float* __restrict mel, int block, int n_mels,
-                                        float scale, double coef, const fm::PcenParams& pp,
-                                        double* __restrict smooth, float* __restrict out) {
-  const float sqrt_bias = std::sqrt(pp.bias), inv_bias = 1.0f / pp.bias;
-  for (int b = 0; b < block; ++b)
-    for (int m = 0; m < n_mels; ++m) {
-      const float e = mel[size_t(b) * n_mels + m] * scale;
-      smooth[m] = coef * e + (1.0 - coef) * smooth[m];  // fm::pcen_smoother_step, inlined
-      const float agc = exp_small(-pp.gain * log_positive(pp.eps + float(smooth[m])));
-      const float z = e * agc * inv_bias;
-      const float root = exp_small(0.5f * log_positive(1.0f + z));  // sqrt(1 + z)
-      out[size_t(b) * n_mels + m] = sqrt_bias * z / (root + 1.0f);
-    }
-}
-
-// logmel = log(mel + eps) over n values.
-FSL_HOT_LOOP static void log_mel_rows(const float* __restrict mel, size_t n, float eps,
-                                      float* __restrict out) {
-  for (size_t i = 0; i < n; ++i) out[i] = log_positive(mel[i] + eps);
-}
-
-// mel_t (n_mels, stride) = filterbank (n_mels, nb) x power_t (nb, stride) for the first `block`
-// columns (frames), each band over its non-zero bins [lo[m], hi[m]) only (~2 MACs per bin; a
-// dense sgemm measured 3.3 us/frame). Frames are the inner, contiguous loop: the bands are
-// 1-40 bins long, too short to vectorise over, but every band does the same work for 64
-// frames. The sum over k runs in the same order as a per-frame dot product would.
-FSL_HOT_LOOP static void mel_project(const float* __restrict power_t, int block, int stride,
-                                     const float* __restrict filterbank, int nb, const int* lo,
-                                     const int* hi, int n_mels, float* __restrict mel_t) {
-  for (int m = 0; m < n_mels; ++m) {
-    float* __restrict acc = mel_t + size_t(m) * stride;
-    for (int b = 0; b < block; ++b) acc[b] = 0.0f;
-    for (int k = lo[m]; k < hi[m]; ++k) {
-      const float w = filterbank[size_t(m) * nb + k];
-      const float* __restrict pw = power_t + size_t(k) * stride;
-      for (int b = 0; b < block; ++b) acc[b] += w * pw[b];
-    }
-  }
-}
+// A mel band of a float-STFT frame is trusted when its power is at least this fraction of the
+// frame's mean bin power (frame_energy) times the band's filter weight sum; else the frame is
+// redone in double. Why: the float FFT's rounding error in each bin is noise of about
+// 1e-7 * sqrt(mean bin power) (relative to the frame's norm, not the bin's), so a band of mean
+// power r * (mean bin power) has a relative error of about 2 * 3e-7 / sqrt(r): <= 2e-4 here
+// (measured: see tests/test_frontend_stft.cpp). PCEN divides each band by its own smoothed
+// history, so it passes such relative errors of quiet bands straight to its output.
+constexpr float kFloatFloor = 1e-5f;
 
 struct Frontend::Impl {
   int nb = 0;
-  std::vector<double> window;     // (n_fft) periodic Hann
-  std::vector<double> twiddle_re, twiddle_im;  // (n_fft/2) cos, -sin of 2 pi k / n_fft
+  std::vector<float> window_f;    // (n_fft) periodic Hann
+  std::vector<double> window_d;
+  std::vector<float> twiddle_re_f, twiddle_im_f;  // (n_fft/2) cos, -sin of 2 pi k / n_fft
+  std::vector<double> twiddle_re_d, twiddle_im_d;
   std::vector<float> filterbank;  // (n_mels, nb)
   // Each mel triangle is non-zero on bins [band_lo[m], band_hi[m]) only: projecting over that
   // range does ~2 MACs per bin instead of n_mels (a dense sgemm: 3.3 us/frame; see mel_project).
   std::vector<int> band_lo, band_hi;
-  // The STFT runs in double as librosa's does: a float FFT's rounding noise (~1e-7 of the
-  // frame's peak) would dominate the near-silent bands that PCEN's gain control amplifies.
-  FftwBuffer<double> frames;      // (kBlockFrames, n_fft) windowed frames
-  FftwBuffer<fftw_complex> spec;        // (kBlockFrames, n_fft/2) half-length complex FFTs
-  std::vector<double> scratch;          // (4, n_fft/2) of power_from_half_length_fft
+  std::vector<float> band_weight;  // (n_mels) sum of each band's filter weights
+  // Float STFT of a block: frames read as (kBlockFrames, n_fft/2) complex numbers (real parts =
+  // even samples, imaginary parts = odd samples), FFTs (kBlockFrames, n_fft/2).
+  FftwBuffer<float> frames_f;
+  FftwBuffer<fftwf_complex> spec_f;
+  std::vector<float> energy, scratch_f;  // (kBlockFrames) frame_energy; (2, n_fft/2)
+  std::vector<float> power_8;            // (8, nb): 8 frames' spectra before transposing
+  std::vector<int> needs_double;         // (kBlockFrames)
+  // Double STFT of one frame (n_fft), (n_fft/2).
+  FftwBuffer<double> frame_d;
+  FftwBuffer<fftw_complex> spec_d;
+  std::vector<double> scratch_d;  // (4, n_fft/2)
   std::vector<float> power_t;     // (nb, kBlockFrames): frames are columns
   std::vector<float> mel_t;       // (n_mels, kBlockFrames)
   std::vector<float> mel;         // (kBlockFrames, n_mels)
-  fftw_plan plan = nullptr;
+  fftwf_plan plan_f = nullptr;
+  fftw_plan plan_d = nullptr;
 };
 
 Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl>()) {
@@ -242,19 +127,26 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
          ")");
   Impl& s = *impl_;
   s.nb = p.n_bins();
-  s.window.resize(p.n_fft);
-  for (int i = 0; i < p.n_fft; ++i) s.window[i] = fm::hann_periodic(i, p.n_fft);
+  s.window_d.resize(p.n_fft);
+  s.window_f.resize(p.n_fft);
+  for (int i = 0; i < p.n_fft; ++i) {
+    s.window_d[i] = fm::hann_periodic(i, p.n_fft);
+    s.window_f[i] = float(s.window_d[i]);
+  }
   const int h = p.n_fft / 2;
-  s.twiddle_re.resize(h);
-  s.twiddle_im.resize(h);
+  s.twiddle_re_d.resize(h);
+  s.twiddle_im_d.resize(h);
   for (int k = 0; k < h; ++k) {
     const double a = 2.0 * 3.14159265358979323846 * k / p.n_fft;
-    s.twiddle_re[k] = std::cos(a);
-    s.twiddle_im[k] = -std::sin(a);
+    s.twiddle_re_d[k] = std::cos(a);
+    s.twiddle_im_d[k] = -std::sin(a);
   }
+  s.twiddle_re_f.assign(s.twiddle_re_d.begin(), s.twiddle_re_d.end());
+  s.twiddle_im_f.assign(s.twiddle_im_d.begin(), s.twiddle_im_d.end());
   s.filterbank = mel_filterbank(p);
   s.band_lo.assign(p.n_mels, 0);
   s.band_hi.assign(p.n_mels, 0);
+  s.band_weight.assign(p.n_mels, 0.0f);
   for (int m = 0; m < p.n_mels; ++m) {
     const float* w = s.filterbank.data() + size_t(m) * s.nb;
     int lo = 0, hi = s.nb;
@@ -262,28 +154,37 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
     while (hi > lo && w[hi - 1] == 0.0f) --hi;
     s.band_lo[m] = lo;
     s.band_hi[m] = hi;
+    for (int k = lo; k < hi; ++k) s.band_weight[m] += w[k];
   }
-  s.frames = fftw_alloc<double>(size_t(kBlockFrames) * p.n_fft);
-  s.spec = fftw_alloc<fftw_complex>(size_t(kBlockFrames) * h);
-  s.scratch.resize(4 * size_t(h));
+  s.frames_f = fftw_alloc<float>(size_t(kBlockFrames) * p.n_fft);
+  // Zeroed: the last block's rows past its frames are transformed too (and ignored).
+  std::memset(s.frames_f.get(), 0, sizeof(float) * kBlockFrames * p.n_fft);
+  s.spec_f = fftw_alloc<fftwf_complex>(size_t(kBlockFrames) * h);
+  s.energy.resize(kBlockFrames);
+  s.needs_double.resize(kBlockFrames);
+  s.scratch_f.resize(2 * size_t(h));
+  s.power_8.resize(8 * size_t(s.nb));
+  s.frame_d = fftw_alloc<double>(p.n_fft);
+  s.spec_d = fftw_alloc<fftw_complex>(h);
+  s.scratch_d.resize(4 * size_t(h));
   s.power_t.resize(size_t(kBlockFrames) * s.nb);
   s.mel_t.resize(size_t(kBlockFrames) * p.n_mels);
   s.mel.resize(size_t(kBlockFrames) * p.n_mels);
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   // FFTW_ESTIMATE: deterministic plan choice, so features are bit-identical run to run.
-  // Complex FFTs of length h over the frame buffer read as (kBlockFrames, h) complex numbers
-  // (fftw_complex is double[2]): real parts = even samples, imaginary parts = odd samples.
-  s.plan = fftw_plan_many_dft(1, &h, kBlockFrames, reinterpret_cast<fftw_complex*>(s.frames.get()),
-                              nullptr, 1, h, s.spec.get(), nullptr, 1, h, FFTW_FORWARD,
-                              FFTW_ESTIMATE);
-  if (!s.plan) fail("front end: FFTW could not plan a complex FFT of size ", h);
+  s.plan_f = fftwf_plan_many_dft(1, &h, kBlockFrames,
+                                 reinterpret_cast<fftwf_complex*>(s.frames_f.get()), nullptr, 1, h,
+                                 s.spec_f.get(), nullptr, 1, h, FFTW_FORWARD, FFTW_ESTIMATE);
+  s.plan_d = fftw_plan_dft_1d(h, reinterpret_cast<fftw_complex*>(s.frame_d.get()), s.spec_d.get(),
+                              FFTW_FORWARD, FFTW_ESTIMATE);
+  if (!s.plan_f || !s.plan_d) fail("front end: FFTW could not plan a complex FFT of size ", h);
 }
 
 Frontend::~Frontend() {
-  if (impl_ && impl_->plan) {
-    std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-    fftw_destroy_plan(impl_->plan);
-  }
+  if (!impl_) return;
+  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+  if (impl_->plan_f) fftwf_destroy_plan(impl_->plan_f);
+  if (impl_->plan_d) fftw_destroy_plan(impl_->plan_d);
 }
 
 RequestedTypes parse_requested_types(const std::vector<std::string>& types, const char* who) {
@@ -299,19 +200,42 @@ RequestedTypes parse_requested_types(const std::vector<std::string>& types, cons
   return r;
 }
 
+namespace {
+// f[i] = x[start + i] * window[i], i < n_fft, for a frame that may reach past the signal's ends
+// (centre padding: zeros, or numpy's reflection).
+// Float: returns the frame's energy (fe_kernels::frame_energy).
+float window_frame_at(const float* x, long long len, long long start, const float* window,
+                      int n_fft, bool reflect, float* f) {
+  if (start >= 0 && start + n_fft <= len) return fe_kernels::window_frame(x + start, window, n_fft, f);
+  for (int i = 0; i < n_fft; ++i) {
+    const long long j = fm::pad_source_index(start + i, len, reflect);
+    f[i] = j < 0 ? 0.0f : x[j] * window[i];
+  }
+  return fe_kernels::frame_energy(f, n_fft);
+}
+
+void window_frame_at(const float* x, long long len, long long start, const double* window,
+                     int n_fft, bool reflect, double* f) {
+  if (start >= 0 && start + n_fft <= len) return fe_kernels::window_frame(x + start, window, n_fft, f);
+  for (int i = 0; i < n_fft; ++i) {
+    const long long j = fm::pad_source_index(start + i, len, reflect);
+    f[i] = j < 0 ? 0.0 : double(x[j]) * window[i];
+  }
+}
+}  // namespace
+
 std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size_t n,
                                                             const std::vector<std::string>& types) {
   if (n == 0) fail("front end: empty signal");
   const auto req = parse_requested_types(types, "front end");
-  const bool want_log = req.logmel, want_pcen = req.pcen;
   Impl& s = *impl_;
-  const int n_fft = p_.n_fft, nb = s.nb, n_mels = p_.n_mels;
+  const int n_fft = p_.n_fft, h = n_fft / 2, nb = s.nb, n_mels = p_.n_mels;
   const size_t n_frames = num_frames(n);
   std::map<std::string, std::vector<float>> out;
   float* logmel = nullptr;
   float* pcen = nullptr;
-  if (want_log) logmel = (out["logmel"] = std::vector<float>(n_frames * n_mels)).data();
-  if (want_pcen) pcen = (out["pcen"] = std::vector<float>(n_frames * n_mels)).data();
+  if (req.logmel) logmel = (out["logmel"] = std::vector<float>(n_frames * n_mels)).data();
+  if (req.pcen) pcen = (out["pcen"] = std::vector<float>(n_frames * n_mels)).data();
 
   // PCEN smoother state per mel band, in double as scipy.signal.lfilter runs it.
   const double smoother = fm::pcen_smoother_coef(p_.pcen_time_constant, p_.sr, double(p_.pcen_hop));
@@ -321,39 +245,57 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
   // PCEN reads the mel of x * 2^32: the power spectrum scales by exactly 2^64.
   const float pcen_scale = std::ldexp(1.0f, 64);
   const float log_eps = float(p_.log_eps);
-  const long long half = n_fft / 2, len = static_cast<long long>(n);
+  const long long len = static_cast<long long>(n);
+  double_frames_ = 0;
 
   for (size_t t0 = 0; t0 < n_frames; t0 += kBlockFrames) {
     const int block = int(std::min<size_t>(kBlockFrames, n_frames - t0));
-    // Windowed frames: frame t starts at sample t*hop - n_fft/2 of the signal.
-    for (int b = 0; b < block; ++b) {
-      double* f = s.frames.get() + size_t(b) * n_fft;
-      const long long start = static_cast<long long>(t0 + b) * p_.hop - half;
-      if (start >= 0 && start + n_fft <= len) {
-        window_frame(x + start, s.window.data(), n_fft, f);
-      } else {
-        for (int i = 0; i < n_fft; ++i) {
-          long long j = fm::pad_source_index(start + i, len, p_.reflect_pad);
-          f[i] = j < 0 ? 0.0 : x[j] * s.window[i];
-        }
+    // Frame t starts at sample t*hop - n_fft/2 of the signal.
+    auto frame_start = [&](int b) { return static_cast<long long>(t0 + b) * p_.hop - h; };
+    std::fill(s.needs_double.begin(), s.needs_double.end(), p_.stft == StftPath::double_only);
+    if (p_.stft != StftPath::double_only) {
+      for (int b = 0; b < block; ++b) {
+        float* f = s.frames_f.get() + size_t(b) * n_fft;
+        s.energy[b] =
+            window_frame_at(x, len, frame_start(b), s.window_f.data(), n_fft, p_.reflect_pad, f);
       }
+      fftwf_execute(s.plan_f);  // all kBlockFrames rows; rows past `block` are ignored below
+      for (int b8 = 0; b8 < block; b8 += 8) {  // 8 frames' spectra, then into 8 columns
+        for (int j = 0; j < 8; ++j)
+          fe_kernels::power_from_half_length_fft(
+              &s.spec_f[size_t(b8 + j) * h][0], h, s.twiddle_re_f.data(), s.twiddle_im_f.data(),
+              s.scratch_f.data(), s.power_8.data() + size_t(j) * nb);
+        fe_kernels::transpose_8_frames(s.power_8.data(), nb, s.power_t.data() + b8, kBlockFrames);
+      }
+      fe_kernels::mel_project(s.power_t.data(), block, kBlockFrames, s.filterbank.data(), nb,
+                              s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
+      if (p_.stft == StftPath::automatic)
+        fe_kernels::flag_imprecise_frames(s.mel_t.data(), block, kBlockFrames, n_mels,
+                                          s.band_weight.data(), s.energy.data(), kFloatFloor,
+                                          s.needs_double.data());
     }
-    fftw_execute(s.plan);  // all kBlockFrames rows; rows past `block` are ignored below
-    for (int b = 0; b < block; ++b)
-      power_from_half_length_fft(&s.spec[size_t(b) * (n_fft / 2)][0], n_fft / 2,
-                                 s.twiddle_re.data(), s.twiddle_im.data(), s.scratch.data(),
-                                 s.power_t.data() + b, kBlockFrames);
-    mel_project(s.power_t.data(), block, kBlockFrames, s.filterbank.data(), nb, s.band_lo.data(),
-                s.band_hi.data(), n_mels, s.mel_t.data());
+    for (int b = 0; b < block; ++b) {  // the double STFT, one frame (column b) at a time
+      if (!s.needs_double[b]) continue;
+      window_frame_at(x, len, frame_start(b), s.window_d.data(), n_fft, p_.reflect_pad,
+                      s.frame_d.get());
+      fftw_execute(s.plan_d);
+      fe_kernels::power_from_half_length_fft(&s.spec_d[0][0], h, s.twiddle_re_d.data(),
+                                             s.twiddle_im_d.data(), s.scratch_d.data(),
+                                             s.power_t.data() + b, kBlockFrames);
+      fe_kernels::mel_project(s.power_t.data() + b, 1, kBlockFrames, s.filterbank.data(), nb,
+                              s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data() + b);
+      ++double_frames_;
+    }
     for (int b = 0; b < block; ++b)  // (n_mels, block) -> (block, n_mels)
       for (int m = 0; m < n_mels; ++m)
         s.mel[size_t(b) * n_mels + m] = s.mel_t[size_t(m) * kBlockFrames + b];
     // Same values as fm::log_mel (the GPU's formula) to about 1 ulp, for the whole block.
     if (logmel)
-      log_mel_rows(s.mel.data(), size_t(block) * n_mels, log_eps, logmel + t0 * size_t(n_mels));
+      fe_kernels::log_mel_rows(s.mel.data(), size_t(block) * n_mels, log_eps,
+                               logmel + t0 * size_t(n_mels));
     if (pcen && pp.power == 0.5f && pp.bias > 0.0f) {
-      pcen_sqrt_rows(s.mel.data(), block, n_mels, pcen_scale, smoother, pp, smooth.data(),
-                     pcen + t0 * size_t(n_mels));
+      fe_kernels::pcen_sqrt_rows(s.mel.data(), block, n_mels, pcen_scale, smoother, pp,
+                                 smooth.data(), pcen + t0 * size_t(n_mels));
     } else if (pcen) {  // other PCEN parameters: the per-element formula as written
       for (int b = 0; b < block; ++b) {
         const float* mel = s.mel.data() + size_t(b) * n_mels;

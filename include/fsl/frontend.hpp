@@ -12,6 +12,13 @@
 
 namespace fsl {
 
+// Which STFT computes the power spectrum. automatic: float FFTW per block of frames, and the
+// double STFT for each frame where some mel band's power is within reach of float rounding
+// noise (the choice depends only on that frame's samples, so outputs are deterministic and the
+// same whatever types are requested together). double_only / float_only: for tests and
+// measurements (float_only is not accurate enough near silence: no production use).
+enum class StftPath { automatic, double_only, float_only };
+
 struct FrontendParams {
   int sr = 22050;
   int n_fft = 1024;
@@ -24,6 +31,7 @@ struct FrontendParams {
   double pcen_gain = 0.98, pcen_bias = 2.0, pcen_power = 0.5;
   double pcen_time_constant = 0.4, pcen_eps = 1e-6;
   int pcen_hop = 256;  // hop the smoother assumes (512 reproduces the Python baseline)
+  StftPath stft = StftPath::automatic;  // not a config key
 
   static FrontendParams from(const FeaturesConfig& f);
   int n_bins() const { return n_fft / 2 + 1; }
@@ -58,11 +66,14 @@ class Frontend {
                                                     const std::vector<std::string>& types);
   size_t num_frames(size_t n) const { return 1 + n / size_t(p_.hop); }
   const FrontendParams& params() const { return p_; }
+  // Frames of the last compute() whose power spectrum took the double STFT.
+  size_t double_frames() const { return double_frames_; }
 
  private:
   struct Impl;
   FrontendParams p_;
   std::unique_ptr<Impl> impl_;
+  size_t double_frames_ = 0;
 };
 
 }  // namespace fsl

@@ -1,0 +1,209 @@
+// The CPU front end's hot loops; declarations and contracts in frontend_kernels.hpp.
+#include "frontend_kernels.hpp"
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+namespace fsl::fe_kernels {
+
+// The library is built at -O2, whose "very cheap" vectoriser leaves loops that need a scalar
+// remainder unvectorised, and the binary must run on any x86-64 (no global -march). So these
+// functions are compiled at -O3 (the full vectoriser; no -ffast-math, so every value is the
+// same as at -O2) and cloned for AVX2, chosen at load time where the CPU has it, SSE2 elsewhere.
+// GCC's "avx2" target does not enable FMA, so no clone contracts a*b+c differently.
+#define FSL_HOT_LOOP __attribute__((target_clones("avx2", "default"), optimize("O3")))
+
+FSL_HOT_LOOP float window_frame(const float* __restrict x, const float* __restrict window, int n,
+                                float* __restrict f) {
+  // The same products and partial sums as frame_energy, in the same order.
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) {
+      f[i + j] = x[i + j] * window[i + j];
+      acc[j] += f[i + j] * f[i + j];
+    }
+  float tail = 0;
+  for (; i < n; ++i) {
+    f[i] = x[i] * window[i];
+    tail += f[i] * f[i];
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+FSL_HOT_LOOP void window_frame(const float* __restrict x, const double* __restrict window, int n,
+                               double* __restrict f) {
+  for (int i = 0; i < n; ++i) f[i] = double(x[i]) * window[i];
+}
+
+FSL_HOT_LOOP float frame_energy(const float* __restrict f, int n) {
+  // Eight partial sums, one per lane of an AVX2 vector: a float sum is only vectorised when the
+  // code itself fixes the order (no -ffast-math).
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += f[i + j] * f[i + j];
+  float tail = 0;
+  for (; i < n; ++i) tail += f[i] * f[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+// The real-FFT split, in float. With a = Re Z[k], b = Im Z[k], c = Re Z[h-k], d = Im Z[h-k]
+// (Z[h] = Z[0]), the even and odd samples' spectra are E[k] = (Z[k] + conj(Z[h-k])) / 2 and
+// O[k] = (Z[k] - conj(Z[h-k])) / 2i, and X[k] = E[k] + w^k O[k], w = exp(-2 pi i / n). Since
+// E[h-k] = conj(E[k]), O[h-k] = conj(O[k]) and w^(h-k) = -conj(w^k), X[h-k] = conj(E[k] -
+// w^k O[k]): one twiddle product T = w^k O[k] gives both |X[k]|^2 = |E + T|^2 and
+// |X[h-k]|^2 = |E - T|^2. Everything is computed doubled (2E, 2T; no halving) and the power
+// scaled by 1/4 at the end, which is exact. Z[h-k] is first copied to a forward array so the
+// main loop reads both operands forwards (the vectoriser handles a reversed single array, not
+// reversed (re, im) pairs); it writes power[k] forwards and power[h-k] backwards (one permute).
+FSL_HOT_LOOP void power_from_half_length_fft(const float* __restrict z, int h,
+                                             const float* __restrict twiddle_re,
+                                             const float* __restrict twiddle_im,
+                                             float* __restrict scratch, float* __restrict power) {
+  const int pairs = (h - 1) / 2;  // k = 1..pairs pairs with h - k > k
+  float* __restrict zrev = scratch;  // (re, im) of Z[h-k] at 2k, 2k + 1
+  for (int k = 1; k <= pairs; ++k) {
+    zrev[2 * k] = z[2 * (h - k)];
+    zrev[2 * k + 1] = z[2 * (h - k) + 1];
+  }
+  for (int k = 1; k <= pairs; ++k) {
+    const float a = z[2 * k], b = z[2 * k + 1], c = zrev[2 * k], d = zrev[2 * k + 1];
+    const float e2r = a + c, e2i = b - d, o2r = b + d, o2i = c - a;  // 2 E[k], 2 O[k]
+    const float t2r = twiddle_re[k] * o2r - twiddle_im[k] * o2i;     // 2 w^k O[k]
+    const float t2i = twiddle_re[k] * o2i + twiddle_im[k] * o2r;
+    const float pr = e2r + t2r, pi = e2i + t2i, mr = e2r - t2r, mi = e2i - t2i;
+    power[k] = 0.25f * (pr * pr + pi * pi);
+    power[h - k] = 0.25f * (mr * mr + mi * mi);
+  }
+  if (h % 2 == 0) power[h / 2] = z[h] * z[h] + z[h + 1] * z[h + 1];  // X[h/2] = conj(Z[h/2])
+  power[0] = (z[0] + z[1]) * (z[0] + z[1]);                          // X[0] = E[0] + O[0]
+  power[h] = (z[0] - z[1]) * (z[0] - z[1]);                          // X[h] = E[0] - O[0]
+}
+
+FSL_HOT_LOOP void transpose_8_frames(const float* __restrict power, int nb,
+                                     float* __restrict power_t, int stride) {
+  for (int k = 0; k < nb; ++k)
+    for (int j = 0; j < 8; ++j) power_t[size_t(k) * stride + j] = power[size_t(j) * nb + k];
+}
+
+// The same split in double, one bin at a time (the path for frames the float STFT cannot
+// resolve, and the reference the float path is tested against).
+FSL_HOT_LOOP void power_from_half_length_fft(const double* __restrict z, int h,
+                                             const double* __restrict twiddle_re,
+                                             const double* __restrict twiddle_im,
+                                             double* __restrict scratch, float* __restrict power,
+                                             int stride) {
+  double* __restrict zr = scratch;
+  double* __restrict zi = scratch + h;
+  double* __restrict rr = scratch + 2 * h;  // rr[k] = Re Z[h-k], Z[h] = Z[0]
+  double* __restrict ri = scratch + 3 * h;  // ri[k] = -Im Z[h-k]
+  for (int k = 0; k < h; ++k) {
+    zr[k] = z[2 * k];
+    zi[k] = z[2 * k + 1];
+  }
+  rr[0] = zr[0];
+  ri[0] = -zi[0];
+  for (int k = 1; k < h; ++k) {
+    rr[k] = zr[h - k];
+    ri[k] = -zi[h - k];
+  }
+  for (int k = 0; k < h; ++k) {
+    const double er = 0.5 * (zr[k] + rr[k]), ei = 0.5 * (zi[k] + ri[k]);   // E[k]
+    const double o_r = 0.5 * (zi[k] - ri[k]), o_i = -0.5 * (zr[k] - rr[k]);  // O[k]
+    const double xr = er + twiddle_re[k] * o_r - twiddle_im[k] * o_i;
+    const double xi = ei + twiddle_re[k] * o_i + twiddle_im[k] * o_r;
+    power[size_t(k) * stride] = float(xr * xr + xi * xi);
+  }
+  power[size_t(h) * stride] = float((z[0] - z[1]) * (z[0] - z[1]));  // X[h] = E[0] - O[0]
+}
+
+// Frames are the inner, contiguous loop: the bands are 1-40 bins long, too short to vectorise
+// over, but every band does the same work for all frames of the block. The sum over k runs in
+// the same order for every column, so a column's result does not depend on `block`.
+FSL_HOT_LOOP void mel_project(const float* __restrict power_t, int block, int stride,
+                              const float* __restrict filterbank, int nb, const int* lo,
+                              const int* hi, int n_mels, float* __restrict mel_t) {
+  for (int m = 0; m < n_mels; ++m) {
+    float* __restrict acc = mel_t + size_t(m) * stride;
+    for (int b = 0; b < block; ++b) acc[b] = 0.0f;
+    for (int k = lo[m]; k < hi[m]; ++k) {
+      const float w = filterbank[size_t(m) * nb + k];
+      const float* __restrict pw = power_t + size_t(k) * stride;
+      for (int b = 0; b < block; ++b) acc[b] += w * pw[b];
+    }
+  }
+}
+
+FSL_HOT_LOOP void flag_imprecise_frames(const float* __restrict mel_t, int block, int stride,
+                                        int n_mels, const float* __restrict band_weight,
+                                        const float* __restrict energy, float floor_per_weight,
+                                        int* __restrict needs_double) {
+  for (int m = 0; m < n_mels; ++m) {
+    const float* __restrict row = mel_t + size_t(m) * stride;
+    const float floor = floor_per_weight * band_weight[m];
+    for (int b = 0; b < block; ++b) needs_double[b] |= int(row[b] < floor * energy[b]);
+  }
+}
+
+// Natural log of a positive, normal float, written so that a loop of it vectorises (glibc's
+// logf is a call per element). x = m * 2^e with m in [sqrt(1/2), sqrt(2)); log(m) = 2 atanh(s),
+// s = (m - 1) / (m + 1), |s| <= 0.172, by its odd series to s^9 (truncation < 1e-9); e ln 2
+// split into a part exact in float plus a correction. Error, measured exhaustively over every
+// float in [1e-30, 1e30] against the double-precision log: at most 2 ulp of the result
+// (3.9e-6 absolute); log(1e-8) is exact.
+[[gnu::always_inline]] inline float log_positive(float x) {
+  const int32_t bits = std::bit_cast<int32_t>(x);
+  const int32_t e = (bits - 0x3f3504f3) >> 23;  // 0x3f3504f3 = sqrt(1/2)
+  const float m = std::bit_cast<float>(bits - (e << 23));
+  const float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+  const float series = s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9))));
+  constexpr float kLn2Hi = 0.693145751953125f;  // 12 significant bits: e * kLn2Hi is exact
+  constexpr float kLn2Lo = 1.42860682030941723212e-6f;
+  return float(e) * kLn2Hi + (float(e) * kLn2Lo + 2.0f * (s + s * series));
+}
+
+// e^y for |y| < 87 (a normal float result), written so that a loop of it vectorises:
+// e^y = 2^n e^r with n = round(y / ln 2), r = y - n ln 2 (|r| <= 0.347, ln 2 split as in
+// log_positive), e^r by its Taylor series to r^7 (truncation < 2e-9 relative), 2^n built in the
+// exponent bits. The rounding uses the 1.5 * 2^23 trick (exact for |y / ln 2| < 2^22) because
+// nearbyint does not vectorise on plain SSE2. Error, measured over every float y in
+// [-87, 87] against the double-precision exp: at most 1.03e-7 relative (< 2 ulp).
+[[gnu::always_inline]] inline float exp_small(float y) {
+  constexpr float kLog2e = 1.44269504088896341f, kRound = 12582912.0f;  // 1.5 * 2^23
+  constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
+  const float n = (y * kLog2e + kRound) - kRound;
+  const float r = (y - n * kLn2Hi) - n * kLn2Lo;
+  const float poly =
+      1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+                 r * (1.0f / 720 + r * (1.0f / 5040)))))));
+  return poly * std::bit_cast<float>((int32_t(n) + 127) << 23);
+}
+
+FSL_HOT_LOOP void log_mel_rows(const float* __restrict mel, size_t n, float eps,
+                               float* __restrict out) {
+  for (size_t i = 0; i < n; ++i) out[i] = log_positive(mel[i] + eps);
+}
+
+// The same formulas as fm::pcen_value with (eps + M)^-gain as exp_small(-gain log_positive(.)),
+// vectorised over the bands (each band's smoother is independent). sqrt(1 + z) is also taken
+// as exp(log(1 + z) / 2): GCC keeps sqrtf scalar (errno) without -fno-math-errno, which the
+// optimize attribute does not pass on. The helpers are always_inline because GCC does not
+// inline across differing optimize attributes (nor fm::pcen_smoother_step, written out below).
+FSL_HOT_LOOP void pcen_sqrt_rows(const float* __restrict mel, int block, int n_mels, float scale,
+                                 double coef, const fm::PcenParams& pp, double* __restrict smooth,
+                                 float* __restrict out) {
+  const float sqrt_bias = std::sqrt(pp.bias), inv_bias = 1.0f / pp.bias;
+  for (int b = 0; b < block; ++b)
+    for (int m = 0; m < n_mels; ++m) {
+      const float e = mel[size_t(b) * n_mels + m] * scale;
+      smooth[m] = coef * e + (1.0 - coef) * smooth[m];  // fm::pcen_smoother_step, inlined
+      const float agc = exp_small(-pp.gain * log_positive(pp.eps + float(smooth[m])));
+      const float z = e * agc * inv_bias;
+      const float root = exp_small(0.5f * log_positive(1.0f + z));  // sqrt(1 + z)
+      out[size_t(b) * n_mels + m] = sqrt_bias * z / (root + 1.0f);
+    }
+}
+
+}  // namespace fsl::fe_kernels
