@@ -20,9 +20,13 @@ std::mutex& fftw_planner_mutex() {
   return mu;
 }
 
-// Frames per block: one batched FFTW call, then the mel projection vectorised over the frames.
-// A multiple of 8 (transpose_8_frames).
+// Frames per block, over which the mel projection is vectorised; a multiple of kGroupFrames.
 constexpr int kBlockFrames = 64;
+// Frames per batched float FFT, split and transpose into the block's columns (transpose_8_rows
+// moves 8): windowed frames, spectra and power of a group (3 x 32 KiB) stay in cache, which a
+// whole block's (3 x 256 KiB) does not.
+constexpr int kGroupFrames = 8;
+static_assert(kGroupFrames % 8 == 0 && kBlockFrames % kGroupFrames == 0);
 
 template <typename T>
 struct FftwFree {
@@ -103,8 +107,8 @@ struct Frontend::Impl {
   // range does ~2 MACs per bin instead of n_mels (a dense sgemm: 3.3 us/frame; see mel_project).
   std::vector<int> band_lo, band_hi;
   std::vector<float> band_weight;  // (n_mels) sum of each band's filter weights
-  // Float STFT of a block: frames read as (kBlockFrames, n_fft/2) complex numbers (real parts =
-  // even samples, imaginary parts = odd samples), FFTs (kBlockFrames, n_fft/2).
+  // Float STFT of a group: frames read as (kGroupFrames, n_fft/2) complex numbers (real parts =
+  // even samples, imaginary parts = odd samples), FFTs (kGroupFrames, n_fft/2).
   FftwBuffer<float> frames_f;
   FftwBuffer<fftwf_complex> spec_f;
   std::vector<float> energy, scratch_f;  // (kBlockFrames) frame_energy; (2, n_fft/2)
@@ -156,10 +160,10 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
     s.band_hi[m] = hi;
     for (int k = lo; k < hi; ++k) s.band_weight[m] += w[k];
   }
-  s.frames_f = fftw_alloc<float>(size_t(kBlockFrames) * p.n_fft);
-  // Zeroed: the last block's rows past its frames are transformed too (and ignored).
-  std::memset(s.frames_f.get(), 0, sizeof(float) * kBlockFrames * p.n_fft);
-  s.spec_f = fftw_alloc<fftwf_complex>(size_t(kBlockFrames) * h);
+  s.frames_f = fftw_alloc<float>(size_t(kGroupFrames) * p.n_fft);
+  // Zeroed: the last group's rows past its frames are transformed too (and ignored).
+  std::memset(s.frames_f.get(), 0, sizeof(float) * kGroupFrames * p.n_fft);
+  s.spec_f = fftw_alloc<fftwf_complex>(size_t(kGroupFrames) * h);
   s.energy.resize(kBlockFrames);
   s.needs_double.resize(kBlockFrames);
   s.scratch_f.resize(2 * size_t(h));
@@ -172,7 +176,7 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
   s.mel.resize(size_t(kBlockFrames) * p.n_mels);
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   // FFTW_ESTIMATE: deterministic plan choice, so features are bit-identical run to run.
-  s.plan_f = fftwf_plan_many_dft(1, &h, kBlockFrames,
+  s.plan_f = fftwf_plan_many_dft(1, &h, kGroupFrames,
                                  reinterpret_cast<fftwf_complex*>(s.frames_f.get()), nullptr, 1, h,
                                  s.spec_f.get(), nullptr, 1, h, FFTW_FORWARD, FFTW_ESTIMATE);
   s.plan_d = fftw_plan_dft_1d(h, reinterpret_cast<fftw_complex*>(s.frame_d.get()), s.spec_d.get(),
@@ -240,6 +244,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
   // PCEN smoother state per mel band, in double as scipy.signal.lfilter runs it.
   const double smoother = fm::pcen_smoother_coef(p_.pcen_time_constant, p_.sr, double(p_.pcen_hop));
   std::vector<double> smooth(n_mels, fm::pcen_smoother_init());
+  std::vector<float> smooth_f(n_mels);
   const fm::PcenParams pp{float(p_.pcen_gain), float(p_.pcen_bias), float(p_.pcen_power),
                           float(p_.pcen_eps)};
   // PCEN reads the mel of x * 2^32: the power spectrum scales by exactly 2^64.
@@ -254,18 +259,19 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     auto frame_start = [&](int b) { return static_cast<long long>(t0 + b) * p_.hop - h; };
     std::fill(s.needs_double.begin(), s.needs_double.end(), p_.stft == StftPath::double_only);
     if (p_.stft != StftPath::double_only) {
-      for (int b = 0; b < block; ++b) {
-        float* f = s.frames_f.get() + size_t(b) * n_fft;
-        s.energy[b] =
-            window_frame_at(x, len, frame_start(b), s.window_f.data(), n_fft, p_.reflect_pad, f);
-      }
-      fftwf_execute(s.plan_f);  // all kBlockFrames rows; rows past `block` are ignored below
-      for (int b8 = 0; b8 < block; b8 += 8) {  // 8 frames' spectra, then into 8 columns
-        for (int j = 0; j < 8; ++j)
-          fe_kernels::power_from_half_length_fft(
-              &s.spec_f[size_t(b8 + j) * h][0], h, s.twiddle_re_f.data(), s.twiddle_im_f.data(),
-              s.scratch_f.data(), s.power_8.data() + size_t(j) * nb);
-        fe_kernels::transpose_8_frames(s.power_8.data(), nb, s.power_t.data() + b8, kBlockFrames);
+      for (int g = 0; g < block; g += kGroupFrames) {
+        for (int j = 0; j < kGroupFrames && g + j < block; ++j)
+          s.energy[g + j] = window_frame_at(x, len, frame_start(g + j), s.window_f.data(), n_fft,
+                                            p_.reflect_pad, s.frames_f.get() + size_t(j) * n_fft);
+        fftwf_execute(s.plan_f);  // rows past `block` are transformed too and ignored
+        for (int j8 = 0; j8 < kGroupFrames; j8 += 8) {  // 8 spectra, then into 8 columns
+          for (int j = 0; j < 8; ++j)
+            fe_kernels::power_from_half_length_fft(
+                &s.spec_f[size_t(j8 + j) * h][0], h, s.twiddle_re_f.data(), s.twiddle_im_f.data(),
+                s.scratch_f.data(), s.power_8.data() + size_t(j) * nb);
+          fe_kernels::transpose_8_rows(s.power_8.data(), nb, s.power_t.data() + g + j8,
+                                       kBlockFrames);
+        }
       }
       fe_kernels::mel_project(s.power_t.data(), block, kBlockFrames, s.filterbank.data(), nb,
                               s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
@@ -286,8 +292,14 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
                               s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data() + b);
       ++double_frames_;
     }
-    for (int b = 0; b < block; ++b)  // (n_mels, block) -> (block, n_mels)
-      for (int m = 0; m < n_mels; ++m)
+    // (n_mels, kBlockFrames) -> (kBlockFrames, n_mels), 8 bands at a time; rows past `block`
+    // are ignored.
+    int m0 = 0;
+    for (; m0 + 8 <= n_mels; m0 += 8)
+      fe_kernels::transpose_8_rows(s.mel_t.data() + size_t(m0) * kBlockFrames, kBlockFrames,
+                                   s.mel.data() + m0, n_mels);
+    for (int b = 0; b < block; ++b)
+      for (int m = m0; m < n_mels; ++m)
         s.mel[size_t(b) * n_mels + m] = s.mel_t[size_t(m) * kBlockFrames + b];
     // Same values as fm::log_mel (the GPU's formula) to about 1 ulp, for the whole block.
     if (logmel)
@@ -295,7 +307,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
                                logmel + t0 * size_t(n_mels));
     if (pcen && pp.power == 0.5f && pp.bias > 0.0f) {
       fe_kernels::pcen_sqrt_rows(s.mel.data(), block, n_mels, pcen_scale, smoother, pp,
-                                 smooth.data(), pcen + t0 * size_t(n_mels));
+                                 smooth.data(), smooth_f.data(), pcen + t0 * size_t(n_mels));
     } else if (pcen) {  // other PCEN parameters: the per-element formula as written
       for (int b = 0; b < block; ++b) {
         const float* mel = s.mel.data() + size_t(b) * n_mels;

@@ -29,9 +29,9 @@ void power_from_half_length_fft(const double* z, int h, const double* twiddle_re
                                 const double* twiddle_im, double* scratch, float* power,
                                 int stride);
 
-// power_t[k * stride + j] = power[j * nb + k]: 8 frames' spectra (8, nb) into 8 columns of
-// the block's (nb, stride) power.
-void transpose_8_frames(const float* power, int nb, float* power_t, int stride);
+// out[k * stride + j] = rows[j * len + k], j < 8, k < len: 8 rows of length len (8 frames'
+// spectra, or 8 bands' values over a block) into 8 columns of a row-major (len, stride) array.
+void transpose_8_rows(const float* rows, int len, float* out, int stride);
 
 // mel_t (n_mels, stride) = filterbank (n_mels, nb) x power_t (nb, stride) for the first `block`
 // columns (frames), each band over its non-zero bins [lo[m], hi[m]) only.
@@ -49,8 +49,8 @@ void flag_imprecise_frames(const float* mel_t, int block, int stride, int n_mels
 void log_mel_rows(const float* mel, size_t n, float eps, float* out);
 
 // PCEN for `block` frames of mel (block, n_mels) with power 0.5 and bias > 0, carrying the
-// smoother state (n_mels, double) across calls.
+// smoother state (n_mels, double) across calls. smooth_f: (n_mels) scratch.
 void pcen_sqrt_rows(const float* mel, int block, int n_mels, float scale, double coef,
-                    const fm::PcenParams& pp, double* smooth, float* out);
+                    const fm::PcenParams& pp, double* smooth, float* smooth_f, float* out);
 
 }  // namespace fsl::fe_kernels
