@@ -112,12 +112,12 @@ struct Frontend::Impl {
   FftwBuffer<float> frames_f;
   FftwBuffer<fftwf_complex> spec_f;
   std::vector<float> energy, scratch_f;  // (kBlockFrames) frame_energy; (2, n_fft/2)
-  std::vector<float> power_8;            // (8, nb): 8 frames' spectra before transposing
+  std::vector<float> power_8;  // (8, nb): 8 frames' spectra before transposing (row 0: fallback)
   std::vector<int> needs_double;         // (kBlockFrames)
   // Double STFT of one frame (n_fft), (n_fft/2).
   FftwBuffer<double> frame_d;
   FftwBuffer<fftw_complex> spec_d;
-  std::vector<double> scratch_d;  // (4, n_fft/2)
+  std::vector<double> scratch_d;  // (2, n_fft/2)
   std::vector<float> power_t;     // (nb, kBlockFrames): frames are columns
   std::vector<float> mel_t;       // (n_mels, kBlockFrames)
   std::vector<float> mel;         // (kBlockFrames, n_mels)
@@ -170,7 +170,7 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
   s.power_8.resize(8 * size_t(s.nb));
   s.frame_d = fftw_alloc<double>(p.n_fft);
   s.spec_d = fftw_alloc<fftw_complex>(h);
-  s.scratch_d.resize(4 * size_t(h));
+  s.scratch_d.resize(2 * size_t(h));
   s.power_t.resize(size_t(kBlockFrames) * s.nb);
   s.mel_t.resize(size_t(kBlockFrames) * p.n_mels);
   s.mel.resize(size_t(kBlockFrames) * p.n_mels);
@@ -280,6 +280,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
                                           s.band_weight.data(), s.energy.data(), kFloatFloor,
                                           s.needs_double.data());
     }
+    bool any_double = false;
     for (int b = 0; b < block; ++b) {  // the double STFT, one frame (column b) at a time
       if (!s.needs_double[b]) continue;
       window_frame_at(x, len, frame_start(b), s.window_d.data(), n_fft, p_.reflect_pad,
@@ -287,11 +288,14 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       fftw_execute(s.plan_d);
       fe_kernels::power_from_half_length_fft(&s.spec_d[0][0], h, s.twiddle_re_d.data(),
                                              s.twiddle_im_d.data(), s.scratch_d.data(),
-                                             s.power_t.data() + b, kBlockFrames);
-      fe_kernels::mel_project(s.power_t.data() + b, 1, kBlockFrames, s.filterbank.data(), nb,
-                              s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data() + b);
+                                             s.power_8.data());
+      for (int k = 0; k < nb; ++k) s.power_t[size_t(k) * kBlockFrames + b] = s.power_8[k];
+      any_double = true;
       ++double_frames_;
     }
+    if (any_double)  // every column again: a column's sums do not depend on the others
+      fe_kernels::mel_project(s.power_t.data(), block, kBlockFrames, s.filterbank.data(), nb,
+                              s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
     // (n_mels, kBlockFrames) -> (kBlockFrames, n_mels), 8 bands at a time; rows past `block`
     // are ignored.
     int m0 = 0;

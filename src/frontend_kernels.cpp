@@ -59,28 +59,44 @@ FSL_HOT_LOOP float frame_energy(const float* __restrict f, int n) {
 // scaled by 1/4 at the end, which is exact. Z[h-k] is first copied to a forward array so the
 // main loop reads both operands forwards (the vectoriser handles a reversed single array, not
 // reversed (re, im) pairs); it writes power[k] forwards and power[h-k] backwards (one permute).
-FSL_HOT_LOOP void power_from_half_length_fft(const float* __restrict z, int h,
-                                             const float* __restrict twiddle_re,
-                                             const float* __restrict twiddle_im,
-                                             float* __restrict scratch, float* __restrict power) {
+// T: float (the float STFT) or double (its fallback); the power is rounded to float at the end.
+template <typename T>
+[[gnu::always_inline]] inline void split_power(const T* __restrict z, int h,
+                                               const T* __restrict twiddle_re,
+                                               const T* __restrict twiddle_im,
+                                               T* __restrict scratch, float* __restrict power) {
   const int pairs = (h - 1) / 2;  // k = 1..pairs pairs with h - k > k
-  float* __restrict zrev = scratch;  // (re, im) of Z[h-k] at 2k, 2k + 1
+  T* __restrict zrev = scratch;   // (re, im) of Z[h-k] at 2k, 2k + 1
   for (int k = 1; k <= pairs; ++k) {
     zrev[2 * k] = z[2 * (h - k)];
     zrev[2 * k + 1] = z[2 * (h - k) + 1];
   }
   for (int k = 1; k <= pairs; ++k) {
-    const float a = z[2 * k], b = z[2 * k + 1], c = zrev[2 * k], d = zrev[2 * k + 1];
-    const float e2r = a + c, e2i = b - d, o2r = b + d, o2i = c - a;  // 2 E[k], 2 O[k]
-    const float t2r = twiddle_re[k] * o2r - twiddle_im[k] * o2i;     // 2 w^k O[k]
-    const float t2i = twiddle_re[k] * o2i + twiddle_im[k] * o2r;
-    const float pr = e2r + t2r, pi = e2i + t2i, mr = e2r - t2r, mi = e2i - t2i;
-    power[k] = 0.25f * (pr * pr + pi * pi);
-    power[h - k] = 0.25f * (mr * mr + mi * mi);
+    const T a = z[2 * k], b = z[2 * k + 1], c = zrev[2 * k], d = zrev[2 * k + 1];
+    const T e2r = a + c, e2i = b - d, o2r = b + d, o2i = c - a;  // 2 E[k], 2 O[k]
+    const T t2r = twiddle_re[k] * o2r - twiddle_im[k] * o2i;     // 2 w^k O[k]
+    const T t2i = twiddle_re[k] * o2i + twiddle_im[k] * o2r;
+    const T pr = e2r + t2r, pi = e2i + t2i, mr = e2r - t2r, mi = e2i - t2i;
+    power[k] = float(T(0.25) * (pr * pr + pi * pi));
+    power[h - k] = float(T(0.25) * (mr * mr + mi * mi));
   }
-  if (h % 2 == 0) power[h / 2] = z[h] * z[h] + z[h + 1] * z[h + 1];  // X[h/2] = conj(Z[h/2])
-  power[0] = (z[0] + z[1]) * (z[0] + z[1]);                          // X[0] = E[0] + O[0]
-  power[h] = (z[0] - z[1]) * (z[0] - z[1]);                          // X[h] = E[0] - O[0]
+  if (h % 2 == 0) power[h / 2] = float(z[h] * z[h] + z[h + 1] * z[h + 1]);  // conj(Z[h/2])
+  power[0] = float((z[0] + z[1]) * (z[0] + z[1]));                          // E[0] + O[0]
+  power[h] = float((z[0] - z[1]) * (z[0] - z[1]));                          // E[0] - O[0]
+}
+
+FSL_HOT_LOOP void power_from_half_length_fft(const float* __restrict z, int h,
+                                             const float* __restrict twiddle_re,
+                                             const float* __restrict twiddle_im,
+                                             float* __restrict scratch, float* __restrict power) {
+  split_power(z, h, twiddle_re, twiddle_im, scratch, power);
+}
+
+FSL_HOT_LOOP void power_from_half_length_fft(const double* __restrict z, int h,
+                                             const double* __restrict twiddle_re,
+                                             const double* __restrict twiddle_im,
+                                             double* __restrict scratch, float* __restrict power) {
+  split_power(z, h, twiddle_re, twiddle_im, scratch, power);
 }
 
 // 8 x 8 tiles transposed in registers (GCC vector extensions: 3 rounds of 8 shuffles, the
@@ -119,37 +135,6 @@ FSL_HOT_LOOP void transpose_8_rows(const float* __restrict rows, int len, float*
   }
   for (; k < len; ++k)
     for (int j = 0; j < 8; ++j) out[size_t(k) * stride + j] = rows[size_t(j) * len + k];
-}
-
-// The same split in double, one bin at a time (the path for frames the float STFT cannot
-// resolve, and the reference the float path is tested against).
-FSL_HOT_LOOP void power_from_half_length_fft(const double* __restrict z, int h,
-                                             const double* __restrict twiddle_re,
-                                             const double* __restrict twiddle_im,
-                                             double* __restrict scratch, float* __restrict power,
-                                             int stride) {
-  double* __restrict zr = scratch;
-  double* __restrict zi = scratch + h;
-  double* __restrict rr = scratch + 2 * h;  // rr[k] = Re Z[h-k], Z[h] = Z[0]
-  double* __restrict ri = scratch + 3 * h;  // ri[k] = -Im Z[h-k]
-  for (int k = 0; k < h; ++k) {
-    zr[k] = z[2 * k];
-    zi[k] = z[2 * k + 1];
-  }
-  rr[0] = zr[0];
-  ri[0] = -zi[0];
-  for (int k = 1; k < h; ++k) {
-    rr[k] = zr[h - k];
-    ri[k] = -zi[h - k];
-  }
-  for (int k = 0; k < h; ++k) {
-    const double er = 0.5 * (zr[k] + rr[k]), ei = 0.5 * (zi[k] + ri[k]);   // E[k]
-    const double o_r = 0.5 * (zi[k] - ri[k]), o_i = -0.5 * (zr[k] - rr[k]);  // O[k]
-    const double xr = er + twiddle_re[k] * o_r - twiddle_im[k] * o_i;
-    const double xi = ei + twiddle_re[k] * o_i + twiddle_im[k] * o_r;
-    power[size_t(k) * stride] = float(xr * xr + xi * xi);
-  }
-  power[size_t(h) * stride] = float((z[0] - z[1]) * (z[0] - z[1]));  // X[h] = E[0] - O[0]
 }
 
 // Frames are the inner, contiguous loop: the bands are 1-40 bins long, too short to vectorise

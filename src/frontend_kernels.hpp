@@ -19,15 +19,13 @@ void window_frame(const float* x, const double* window, int n, double* f);
 float frame_energy(const float* f, int n);
 
 // Power spectrum |X[k]|^2, k = 0..h, of one real frame x of length n = 2h, from the length-h
-// complex FFT Z of z[j] = x[2j] + i x[2j+1]: the real-FFT split (see frontend_kernels.cpp).
-// z: (h, 2) interleaved; twiddle_re, twiddle_im: (h) cos and -sin of 2 pi k / n.
-// Float: scratch (2, h); power (h + 1) contiguous. Double: scratch (4, h); power: bin k at
-// power[k * stride] (one column of the block's (nb, block) power, the layout mel_project reads).
+// complex FFT Z of z[j] = x[2j] + i x[2j+1]: the real-FFT split (see frontend_kernels.cpp), in
+// float or in double. z: (h, 2) interleaved; twiddle_re, twiddle_im: (h) cos and -sin of
+// 2 pi k / n; scratch: (2, h); power: (h + 1).
 void power_from_half_length_fft(const float* z, int h, const float* twiddle_re,
                                 const float* twiddle_im, float* scratch, float* power);
 void power_from_half_length_fft(const double* z, int h, const double* twiddle_re,
-                                const double* twiddle_im, double* scratch, float* power,
-                                int stride);
+                                const double* twiddle_im, double* scratch, float* power);
 
 // out[k * stride + j] = rows[j * len + k], j < 8, k < len: 8 rows of length len (8 frames'
 // spectra, or 8 bands' values over a block) into 8 columns of a row-major (len, stride) array.
