@@ -51,9 +51,13 @@ void expect_pcen_close(const std::vector<float>& got, const std::vector<float>& 
 }
 
 // GPU (both mel paths) vs CPU on one signal: logmel <= 1e-5, pcen <= 1e-4 (relative Frobenius).
+// The reference is the CPU's double STFT, the GPU's own precision (cuFFT D2Z); the CPU's float
+// STFT is checked against that same double path by test_frontend_stft.
 void expect_gpu_matches_cpu(const FrontendParams& p, const std::vector<float>& x,
                             size_t max_chunk_samples = size_t(1) << 22) {
-  Frontend cpu(p);
+  FrontendParams double_stft = p;
+  double_stft.stft = fsl::StftPath::double_only;
+  Frontend cpu(double_stft);
   const auto want = cpu.compute(x.data(), x.size(), kTypes);
   CudaFrontend gpu(p, max_chunk_samples);
   for (CudaMelPath path : {CudaMelPath::kFused, CudaMelPath::kGemm}) {
