@@ -7,9 +7,9 @@
 #include <cstring>
 #include <mutex>
 
+#include "frontend_kernels.hpp"
 #include "fsl/error.hpp"
 #include "fsl/frontend_math.hpp"
-#include "frontend_kernels.hpp"
 
 namespace fsl {
 
@@ -22,11 +22,9 @@ std::mutex& fftw_planner_mutex() {
 
 // Frames per block, over which the mel projection is vectorised; a multiple of kGroupFrames.
 constexpr int kBlockFrames = 64;
-// Frames per batched float FFT, split and transpose into the block's columns (transpose_8_rows
-// moves 8): windowed frames, spectra and power of a group (3 x 32 KiB) stay in cache, which a
-// whole block's (3 x 256 KiB) does not.
+// Frames per float FFT: one per lane of the lane FFT's 8-float vectors.
 constexpr int kGroupFrames = 8;
-static_assert(kGroupFrames % 8 == 0 && kBlockFrames % kGroupFrames == 0);
+static_assert(kBlockFrames % kGroupFrames == 0);
 
 template <typename T>
 struct FftwFree {
@@ -98,7 +96,7 @@ constexpr float kFloatFloor = 1e-5f;
 
 struct Frontend::Impl {
   int nb = 0;
-  std::vector<float> window_f;    // (n_fft) periodic Hann
+  std::vector<float> window_f;  // (n_fft) periodic Hann
   std::vector<double> window_d;
   std::vector<float> twiddle_re_f, twiddle_im_f;  // (n_fft/2) cos, -sin of 2 pi k / n_fft
   std::vector<double> twiddle_re_d, twiddle_im_d;
@@ -107,13 +105,15 @@ struct Frontend::Impl {
   // range does ~2 MACs per bin instead of n_mels (a dense sgemm: 3.3 us/frame; see mel_project).
   std::vector<int> band_lo, band_hi;
   std::vector<float> band_weight;  // (n_mels) sum of each band's filter weights
-  // Float STFT of a group: frames read as (kGroupFrames, n_fft/2) complex numbers (real parts =
-  // even samples, imaginary parts = odd samples), FFTs (kGroupFrames, n_fft/2).
-  FftwBuffer<float> frames_f;
-  FftwBuffer<fftwf_complex> spec_f;
-  std::vector<float> energy, scratch_f;  // (kBlockFrames) frame_energy; (2, n_fft/2)
-  std::vector<float> power_8;  // (8, nb): 8 frames' spectra before transposing (row 0: fallback)
-  std::vector<int> needs_double;         // (kBlockFrames)
+  // Float STFT of a group of 8 frames (fe_kernels::lane_fft): frames read as n_fft/2 complex
+  // numbers (real parts = even samples, imaginary parts = odd samples), frame j in lane j.
+  std::unique_ptr<fe_kernels::LaneFftPlan> lane_plan;
+  std::vector<float> lanes;       // (n_fft/2, 2, 8)
+  std::vector<float> edge_rows;   // (8, n_fft): frames that reach past the signal, padded
+  std::vector<float> zero_row;    // (n_fft): the rows of a last group past the block's end
+  std::vector<float> energy;      // (kBlockFrames) frame_energy
+  std::vector<float> power_d;     // (nb): a fallback frame's spectrum
+  std::vector<int> needs_double;  // (kBlockFrames)
   // Double STFT of one frame (n_fft), (n_fft/2).
   FftwBuffer<double> frame_d;
   FftwBuffer<fftw_complex> spec_d;
@@ -121,7 +121,6 @@ struct Frontend::Impl {
   std::vector<float> power_t;     // (nb, kBlockFrames): frames are columns
   std::vector<float> mel_t;       // (n_mels, kBlockFrames)
   std::vector<float> mel;         // (kBlockFrames, n_mels)
-  fftwf_plan plan_f = nullptr;
   fftw_plan plan_d = nullptr;
 };
 
@@ -160,14 +159,14 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
     s.band_hi[m] = hi;
     for (int k = lo; k < hi; ++k) s.band_weight[m] += w[k];
   }
-  s.frames_f = fftw_alloc<float>(size_t(kGroupFrames) * p.n_fft);
-  // Zeroed: the last group's rows past its frames are transformed too (and ignored).
-  std::memset(s.frames_f.get(), 0, sizeof(float) * kGroupFrames * p.n_fft);
-  s.spec_f = fftw_alloc<fftwf_complex>(size_t(kGroupFrames) * h);
+  if (fe_kernels::LaneFftPlan::supports(h))
+    s.lane_plan = std::make_unique<fe_kernels::LaneFftPlan>(h);
+  s.lanes.resize(size_t(h) * 2 * kGroupFrames);
+  s.edge_rows.resize(size_t(kGroupFrames) * p.n_fft);
+  s.zero_row.assign(p.n_fft, 0.0f);
   s.energy.resize(kBlockFrames);
   s.needs_double.resize(kBlockFrames);
-  s.scratch_f.resize(2 * size_t(h));
-  s.power_8.resize(8 * size_t(s.nb));
+  s.power_d.resize(s.nb);
   s.frame_d = fftw_alloc<double>(p.n_fft);
   s.spec_d = fftw_alloc<fftw_complex>(h);
   s.scratch_d.resize(2 * size_t(h));
@@ -176,18 +175,14 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
   s.mel.resize(size_t(kBlockFrames) * p.n_mels);
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   // FFTW_ESTIMATE: deterministic plan choice, so features are bit-identical run to run.
-  s.plan_f = fftwf_plan_many_dft(1, &h, kGroupFrames,
-                                 reinterpret_cast<fftwf_complex*>(s.frames_f.get()), nullptr, 1, h,
-                                 s.spec_f.get(), nullptr, 1, h, FFTW_FORWARD, FFTW_ESTIMATE);
   s.plan_d = fftw_plan_dft_1d(h, reinterpret_cast<fftw_complex*>(s.frame_d.get()), s.spec_d.get(),
                               FFTW_FORWARD, FFTW_ESTIMATE);
-  if (!s.plan_f || !s.plan_d) fail("front end: FFTW could not plan a complex FFT of size ", h);
+  if (!s.plan_d) fail("front end: FFTW could not plan a complex FFT of size ", h);
 }
 
 Frontend::~Frontend() {
   if (!impl_) return;
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-  if (impl_->plan_f) fftwf_destroy_plan(impl_->plan_f);
   if (impl_->plan_d) fftw_destroy_plan(impl_->plan_d);
 }
 
@@ -205,22 +200,23 @@ RequestedTypes parse_requested_types(const std::vector<std::string>& types, cons
 }
 
 namespace {
-// f[i] = x[start + i] * window[i], i < n_fft, for a frame that may reach past the signal's ends
-// (centre padding: zeros, or numpy's reflection).
-// Float: returns the frame's energy (fe_kernels::frame_energy).
-float window_frame_at(const float* x, long long len, long long start, const float* window,
-                      int n_fft, bool reflect, float* f) {
-  if (start >= 0 && start + n_fft <= len) return fe_kernels::window_frame(x + start, window, n_fft, f);
+// The n_fft samples of the frame that starts at x[start]: x + start itself where the frame lies
+// inside the signal, else a padded copy in f (centre padding: zeros, or numpy's reflection).
+const float* frame_at(const float* x, long long len, long long start, int n_fft, bool reflect,
+                      float* f) {
+  if (start >= 0 && start + n_fft <= len) return x + start;
   for (int i = 0; i < n_fft; ++i) {
     const long long j = fm::pad_source_index(start + i, len, reflect);
-    f[i] = j < 0 ? 0.0f : x[j] * window[i];
+    f[i] = j < 0 ? 0.0f : x[j];
   }
-  return fe_kernels::frame_energy(f, n_fft);
+  return f;
 }
 
+// f[i] = x[start + i] * window[i], i < n_fft, in double, padded as frame_at.
 void window_frame_at(const float* x, long long len, long long start, const double* window,
                      int n_fft, bool reflect, double* f) {
-  if (start >= 0 && start + n_fft <= len) return fe_kernels::window_frame(x + start, window, n_fft, f);
+  if (start >= 0 && start + n_fft <= len)
+    return fe_kernels::window_frame(x + start, window, n_fft, f);
   for (int i = 0; i < n_fft; ++i) {
     const long long j = fm::pad_source_index(start + i, len, reflect);
     f[i] = j < 0 ? 0.0 : double(x[j]) * window[i];
@@ -257,21 +253,21 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     const int block = int(std::min<size_t>(kBlockFrames, n_frames - t0));
     // Frame t starts at sample t*hop - n_fft/2 of the signal.
     auto frame_start = [&](int b) { return static_cast<long long>(t0 + b) * p_.hop - h; };
-    std::fill(s.needs_double.begin(), s.needs_double.end(), p_.stft == StftPath::double_only);
-    if (p_.stft != StftPath::double_only) {
+    // The float STFT needs n_fft / 2 a power of two (the lane FFT); else every frame is double.
+    const bool float_stft = p_.stft != StftPath::double_only && s.lane_plan;
+    std::fill(s.needs_double.begin(), s.needs_double.end(), !float_stft);
+    if (float_stft) {
       for (int g = 0; g < block; g += kGroupFrames) {
-        for (int j = 0; j < kGroupFrames && g + j < block; ++j)
-          s.energy[g + j] = window_frame_at(x, len, frame_start(g + j), s.window_f.data(), n_fft,
-                                            p_.reflect_pad, s.frames_f.get() + size_t(j) * n_fft);
-        fftwf_execute(s.plan_f);  // rows past `block` are transformed too and ignored
-        for (int j8 = 0; j8 < kGroupFrames; j8 += 8) {  // 8 spectra, then into 8 columns
-          for (int j = 0; j < 8; ++j)
-            fe_kernels::power_from_half_length_fft(
-                &s.spec_f[size_t(j8 + j) * h][0], h, s.twiddle_re_f.data(), s.twiddle_im_f.data(),
-                s.scratch_f.data(), s.power_8.data() + size_t(j) * nb);
-          fe_kernels::transpose_8_rows(s.power_8.data(), nb, s.power_t.data() + g + j8,
-                                       kBlockFrames);
-        }
+        const float* rows[kGroupFrames];
+        for (int j = 0; j < kGroupFrames; ++j)
+          rows[j] = g + j < block ? frame_at(x, len, frame_start(g + j), n_fft, p_.reflect_pad,
+                                             s.edge_rows.data() + size_t(j) * n_fft)
+                                  : s.zero_row.data();  // transformed too, and ignored
+        fe_kernels::window_frames_8(rows, s.window_f.data(), n_fft, s.lane_plan->position.data(),
+                                    s.lanes.data(), s.energy.data() + g);
+        fe_kernels::lane_fft(*s.lane_plan, s.lanes.data());
+        fe_kernels::power_from_lane_fft(s.lanes.data(), h, s.twiddle_re_f.data(),
+                                        s.twiddle_im_f.data(), s.power_t.data() + g, kBlockFrames);
       }
       fe_kernels::mel_project(s.power_t.data(), block, kBlockFrames, s.filterbank.data(), nb,
                               s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
@@ -288,8 +284,8 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       fftw_execute(s.plan_d);
       fe_kernels::power_from_half_length_fft(&s.spec_d[0][0], h, s.twiddle_re_d.data(),
                                              s.twiddle_im_d.data(), s.scratch_d.data(),
-                                             s.power_8.data());
-      for (int k = 0; k < nb; ++k) s.power_t[size_t(k) * kBlockFrames + b] = s.power_8[k];
+                                             s.power_d.data());
+      for (int k = 0; k < nb; ++k) s.power_t[size_t(k) * kBlockFrames + b] = s.power_d[k];
       any_double = true;
       ++double_frames_;
     }

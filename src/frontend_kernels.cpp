@@ -15,42 +15,12 @@ namespace fsl::fe_kernels {
 // GCC's "avx2" target does not enable FMA, so no clone contracts a*b+c differently.
 #define FSL_HOT_LOOP __attribute__((target_clones("avx2", "default"), optimize("O3")))
 
-FSL_HOT_LOOP float window_frame(const float* __restrict x, const float* __restrict window, int n,
-                                float* __restrict f) {
-  // The same products and partial sums as frame_energy, in the same order.
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) {
-      f[i + j] = x[i + j] * window[i + j];
-      acc[j] += f[i + j] * f[i + j];
-    }
-  float tail = 0;
-  for (; i < n; ++i) {
-    f[i] = x[i] * window[i];
-    tail += f[i] * f[i];
-  }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
-}
-
 FSL_HOT_LOOP void window_frame(const float* __restrict x, const double* __restrict window, int n,
                                double* __restrict f) {
   for (int i = 0; i < n; ++i) f[i] = double(x[i]) * window[i];
 }
 
-FSL_HOT_LOOP float frame_energy(const float* __restrict f, int n) {
-  // Eight partial sums, one per lane of an AVX2 vector: a float sum is only vectorised when the
-  // code itself fixes the order (no -ffast-math).
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += f[i + j] * f[i + j];
-  float tail = 0;
-  for (; i < n; ++i) tail += f[i] * f[i];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
-}
-
-// The real-FFT split, in float. With a = Re Z[k], b = Im Z[k], c = Re Z[h-k], d = Im Z[h-k]
+// The real-FFT split. With a = Re Z[k], b = Im Z[k], c = Re Z[h-k], d = Im Z[h-k]
 // (Z[h] = Z[0]), the even and odd samples' spectra are E[k] = (Z[k] + conj(Z[h-k])) / 2 and
 // O[k] = (Z[k] - conj(Z[h-k])) / 2i, and X[k] = E[k] + w^k O[k], w = exp(-2 pi i / n). Since
 // E[h-k] = conj(E[k]), O[h-k] = conj(O[k]) and w^(h-k) = -conj(w^k), X[h-k] = conj(E[k] -
@@ -59,7 +29,8 @@ FSL_HOT_LOOP float frame_energy(const float* __restrict f, int n) {
 // scaled by 1/4 at the end, which is exact. Z[h-k] is first copied to a forward array so the
 // main loop reads both operands forwards (the vectoriser handles a reversed single array, not
 // reversed (re, im) pairs); it writes power[k] forwards and power[h-k] backwards (one permute).
-// T: float (the float STFT) or double (its fallback); the power is rounded to float at the end.
+// T: double (the float STFT's fallback; the lane FFT has its own float split in
+// frontend_lane_fft.cpp); the power is rounded to float at the end.
 template <typename T>
 [[gnu::always_inline]] inline void split_power(const T* __restrict z, int h,
                                                const T* __restrict twiddle_re,
@@ -83,13 +54,6 @@ template <typename T>
   if (h % 2 == 0) power[h / 2] = float(z[h] * z[h] + z[h + 1] * z[h + 1]);  // conj(Z[h/2])
   power[0] = float((z[0] + z[1]) * (z[0] + z[1]));                          // E[0] + O[0]
   power[h] = float((z[0] - z[1]) * (z[0] - z[1]));                          // E[0] - O[0]
-}
-
-FSL_HOT_LOOP void power_from_half_length_fft(const float* __restrict z, int h,
-                                             const float* __restrict twiddle_re,
-                                             const float* __restrict twiddle_im,
-                                             float* __restrict scratch, float* __restrict power) {
-  split_power(z, h, twiddle_re, twiddle_im, scratch, power);
 }
 
 FSL_HOT_LOOP void power_from_half_length_fft(const double* __restrict z, int h,
@@ -194,8 +158,11 @@ FSL_HOT_LOOP void flag_imprecise_frames(const float* __restrict mel_t, int block
   const float n = (y * kLog2e + kRound) - kRound;
   const float r = (y - n * kLn2Hi) - n * kLn2Lo;
   const float poly =
-      1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-                 r * (1.0f / 720 + r * (1.0f / 5040)))))));
+      1.0f +
+      r * (1.0f +
+           r * (1.0f / 2 +
+                r * (1.0f / 6 +
+                     r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
   return poly * std::bit_cast<float>((int32_t(n) + 127) << 23);
 }
 

@@ -4,26 +4,19 @@
 // bit-identical results.
 #pragma once
 #include <cstddef>
+#include <vector>
 
 #include "fsl/frontend_math.hpp"
 
 namespace fsl::fe_kernels {
 
-// f[i] = x[i] * window[i], i < n: one frame, in float (the float STFT; returns
-// frame_energy(f, n), bit for bit) or in double.
-float window_frame(const float* x, const float* window, int n, float* f);
+// f[i] = x[i] * window[i], i < n: one frame, in double (the float STFT's fallback).
 void window_frame(const float* x, const double* window, int n, double* f);
-
-// sum of f[i]^2, i < n, in float with 8 running partial sums (a fixed order, so the same frame
-// always gives the same value). By Parseval this is the mean of |X[k]|^2 over all n bins.
-float frame_energy(const float* f, int n);
 
 // Power spectrum |X[k]|^2, k = 0..h, of one real frame x of length n = 2h, from the length-h
 // complex FFT Z of z[j] = x[2j] + i x[2j+1]: the real-FFT split (see frontend_kernels.cpp), in
-// float or in double. z: (h, 2) interleaved; twiddle_re, twiddle_im: (h) cos and -sin of
+// double. z: (h, 2) interleaved; twiddle_re, twiddle_im: (h) cos and -sin of
 // 2 pi k / n; scratch: (2, h); power: (h + 1).
-void power_from_half_length_fft(const float* z, int h, const float* twiddle_re,
-                                const float* twiddle_im, float* scratch, float* power);
 void power_from_half_length_fft(const double* z, int h, const double* twiddle_re,
                                 const double* twiddle_im, double* scratch, float* power);
 
@@ -40,8 +33,8 @@ void mel_project(const float* power_t, int block, int stride, const float* filte
 // band_weight[m] * energy[b] (its power is within reach of the float STFT's rounding noise),
 // else unchanged. b < block; mel_t: (n_mels, stride).
 void flag_imprecise_frames(const float* mel_t, int block, int stride, int n_mels,
-                           const float* band_weight, const float* energy,
-                           float floor_per_weight, int* needs_double);
+                           const float* band_weight, const float* energy, float floor_per_weight,
+                           int* needs_double);
 
 // logmel = log(mel + eps) over n values.
 void log_mel_rows(const float* mel, size_t n, float eps, float* out);
@@ -50,5 +43,34 @@ void log_mel_rows(const float* mel, size_t n, float eps, float* out);
 // smoother state (n_mels, double) across calls. smooth_f: (n_mels) scratch.
 void pcen_sqrt_rows(const float* mel, int block, int n_mels, float scale, double coef,
                     const fm::PcenParams& pp, double* smooth, float* smooth_f, float* out);
+
+// The float STFT's FFT (src/frontend_lane_fft.cpp): 8 frames at once, frame j in lane j of
+// every 8-float vector. Layout of a group, "lanes": (h, 2, 8) floats, point p's 8 real parts
+// then its 8 imaginary parts.
+struct LaneFftPlan {
+  explicit LaneFftPlan(int h);
+  static bool supports(int h);  // h a power of two >= 8
+  int h;
+  std::vector<int> radices;              // per pass: 2 or 4 (first pass only), else 8
+  std::vector<int> position;             // (h) where point n of the input goes (digits reversed)
+  std::vector<int> pass_twiddle_offset;  // per pass, into twiddle_re / twiddle_im
+  std::vector<float> twiddle_re, twiddle_im;  // per radix-8 pass with m > 1: (m, 7)
+};
+
+// 8 frames rows[j] (n = 2h samples each) times window, read as h complex points
+// (even sample, odd sample) into lanes at plan.position. energy: (8) each windowed frame's
+// sum of f[i]^2 (by Parseval the mean of |X[k]|^2 over all n bins), in float with 8 running
+// partial sums (i mod 8) added as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)): a fixed
+// order, so the same frame always gives the same value.
+void window_frames_8(const float* const* rows, const float* window, int n, const int* position,
+                     float* lanes, float* energy);
+
+// In place: lanes (input at plan.position) -> the 8 frames' length-h forward DFTs, in order.
+void lane_fft(const LaneFftPlan& plan, float* lanes);
+
+// power_from_half_length_fft on the 8 frames of lanes (their DFTs, in order): |X[k]|^2 of
+// frame j into power[k * stride + j], k = 0..h. twiddle_re, twiddle_im as there.
+void power_from_lane_fft(const float* lanes, int h, const float* twiddle_re,
+                         const float* twiddle_im, float* power, int stride);
 
 }  // namespace fsl::fe_kernels
