@@ -97,6 +97,7 @@ std::vector<Field> schema(Config& c) {
       {"eval.neg_nearest_k", &e.neg_nearest_k},
       {"eval.pos_nearest_k", &e.pos_nearest_k},
       {"eval.normalise", &e.normalise, {"train", "file", "file_band"}},
+      {"eval.calibrate", &e.calibrate, {"none", "shots"}},
       {"eval.batch_size", &e.batch_size},
       {"eval.seed", &e.seed},
   };
@@ -232,6 +233,8 @@ void validate(const Config& c, const std::string& origin) {
   need(c.eval.neg_windows > 0, "eval.neg_windows", "must be > 0");
   need(c.eval.neg_nearest_k > 0, "eval.neg_nearest_k", "must be > 0");
   need(c.eval.pos_nearest_k >= 0, "eval.pos_nearest_k", "must be >= 0");
+  need(c.eval.calibrate != "shots" || c.eval.negatives == "nearest", "eval.calibrate",
+       "shots needs eval.negatives = nearest");
   need(c.eval.batch_size > 0, "eval.batch_size", "must be > 0");
   need(!c.exp_name.empty() && c.exp_name.find('/') == std::string::npos, "exp_name",
        "must be a non-empty name without '/'");

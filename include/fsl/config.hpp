@@ -106,6 +106,10 @@ struct EvalConfig {
   // file = each file's own mean/std over all its frames; file_band = each file's own mean/std per
   // mel band (removes a recorder's fixed EQ and noise floor).
   std::string normalise = "train";
+  // none | shots: shift each file's p so that its own threshold (the midpoint between its shot
+  // windows' and its negative windows' mean p, leave one out) sits at 0.5. Needs negatives =
+  // nearest.
+  std::string calibrate = "none";
   int batch_size = 256;  // windows embedded at once
   int seed = 0;
 };

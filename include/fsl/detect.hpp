@@ -187,6 +187,21 @@ std::vector<FrameSpan> merge_spans(const std::vector<FrameSpan>& spans);
 // std is ~0). Both empty for eval.normalise = train.
 void file_normalisation(const NpyMap& map, const std::string& mode, std::vector<float>& mean,
                         std::vector<float>& inv_std);
+
+// The labelled windows of one file, embedded (eval.calibrate = shots).
+struct CalibrationWindows {
+  std::vector<float> pos_rows;  // (P, D) every shot window
+  std::vector<int> pos_shot;    // (P) which shot each window belongs to
+  std::vector<float> neg_rows;  // (Q, D) every drawn negative window
+  std::vector<long> neg_start;  // (Q) its first row in the background sequence
+};
+// The file's own threshold on the p = d_neg / (d_pos + d_neg) scale: the midpoint of the mean p
+// of its shot windows (each scored against the other shots: leave one shot out) and the mean p of
+// its negative windows (each against the negatives it does not overlap, i.e. |start
+// difference| >= seg). d_pos as eval.pos_nearest_k, d_neg over the neg_k nearest. 0.5 when one
+// side is empty (a single distinct shot, or no non-overlapping negatives).
+double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, int neg_k,
+                                 int pos_k);
 }  // namespace detail
 
 }  // namespace fsl

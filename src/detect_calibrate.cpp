@@ -1,0 +1,98 @@
+// Per-file threshold calibration from the file's own labelled audio (eval.calibrate = shots): the
+// score p of each shot window against the other shots (leave one shot out) and of each drawn
+// negative window against the other, non-overlapping negative windows tell where this file's
+// positives and negatives fall on the p scale; the file's threshold is the midpoint of their means.
+#include <algorithm>
+#include <cmath>
+
+#include "fsl/detect.hpp"
+#include "fsl/error.hpp"
+
+namespace fsl::detail {
+namespace {
+
+double sq_dist(const float* a, const float* b, int D) {
+  double s = 0;
+  for (int i = 0; i < D; ++i) s += double(a[i] - b[i]) * double(a[i] - b[i]);
+  return s;
+}
+
+// Mean of the k smallest of d (all of them when fewer); d is reordered.
+double mean_smallest(std::vector<double>& d, int k) {
+  const size_t kk = std::min(d.size(), size_t(std::max(1, k)));
+  std::partial_sort(d.begin(), d.begin() + kk, d.end());
+  double s = 0;
+  for (size_t j = 0; j < kk; ++j) s += d[j];
+  return s / double(kk);
+}
+
+// d_pos of q against the rows `use` of pos: distance to their mean (pos_k = 0) or the mean
+// distance to the pos_k nearest.
+double positive_distance(const float* q, const std::vector<float>& pos, const std::vector<size_t>& use,
+                         int D, int pos_k, std::vector<double>& scratch) {
+  if (pos_k > 0) {
+    scratch.clear();
+    for (size_t r : use) scratch.push_back(sq_dist(q, pos.data() + r * D, D));
+    return mean_smallest(scratch, pos_k);
+  }
+  std::vector<double> mean(size_t(D), 0.0);
+  for (size_t r : use)
+    for (int d = 0; d < D; ++d) mean[size_t(d)] += pos[r * D + size_t(d)];
+  double s = 0;
+  for (int d = 0; d < D; ++d) {
+    const double diff = q[d] - mean[size_t(d)] / double(use.size());
+    s += diff * diff;
+  }
+  return s;
+}
+
+double ratio(double d_pos, double d_neg) {
+  return d_pos + d_neg > 0 ? d_neg / (d_pos + d_neg) : 0.5;
+}
+
+}  // namespace
+
+double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, int neg_k,
+                                 int pos_k) {
+  const size_t P = w.pos_shot.size(), Q = w.neg_start.size();
+  if (w.pos_rows.size() != P * size_t(D) || w.neg_rows.size() != Q * size_t(D))
+    fail("calibration: ", P, " shot windows and ", Q, " negative windows do not match the rows");
+  std::vector<double> scratch;
+  // Positives: each shot window against the windows of the other shots.
+  double pos_sum = 0;
+  long pos_n = 0;
+  for (size_t i = 0; i < P; ++i) {
+    std::vector<size_t> others;
+    for (size_t r = 0; r < P; ++r)
+      if (w.pos_shot[r] != w.pos_shot[i]) others.push_back(r);
+    if (others.empty()) continue;
+    const float* q = w.pos_rows.data() + i * D;
+    const double d_pos = positive_distance(q, w.pos_rows, others, D, pos_k, scratch);
+    scratch.clear();
+    for (size_t j = 0; j < Q; ++j) scratch.push_back(sq_dist(q, w.neg_rows.data() + j * D, D));
+    if (scratch.empty()) continue;
+    pos_sum += ratio(d_pos, mean_smallest(scratch, neg_k));
+    ++pos_n;
+  }
+  // Negatives: each drawn window against the drawn windows it does not overlap.
+  std::vector<size_t> all(P);
+  for (size_t r = 0; r < P; ++r) all[r] = r;
+  double neg_sum = 0;
+  long neg_n = 0;
+  for (size_t j = 0; j < Q && P > 0; ++j) {
+    const float* q = w.neg_rows.data() + j * D;
+    scratch.clear();
+    for (size_t i = 0; i < Q; ++i)
+      if (std::labs(w.neg_start[i] - w.neg_start[j]) >= seg)
+        scratch.push_back(sq_dist(q, w.neg_rows.data() + i * D, D));
+    if (scratch.empty()) continue;
+    const double d_neg = mean_smallest(scratch, neg_k);
+    std::vector<double> pos_scratch;
+    neg_sum += ratio(positive_distance(q, w.pos_rows, all, D, pos_k, pos_scratch), d_neg);
+    ++neg_n;
+  }
+  if (pos_n == 0 || neg_n == 0) return 0.5;  // one shot only, or no separate background
+  return 0.5 * (pos_sum / double(pos_n) + neg_sum / double(neg_n));
+}
+
+}  // namespace fsl::detail
