@@ -76,23 +76,51 @@ constexpr float kSqrtHalf = 0.70710678118654752440f;
   a2 = s02 - s13;
   a3 = d02 - d13;
 }
-// Even outputs: the 4-point DFT of a[q] + a[q+4]; odd outputs: the 4-point DFT of
-// w8^q (a[q] - a[q+4]), w8 = exp(-2 pi i / 8).
-[[gnu::always_inline]] inline void dft8(Complex8* a) {
-  Complex8 b[4], c[4];
-  for (int q = 0; q < 4; ++q) {
-    b[q] = a[q] + a[q + 4];
-    c[q] = a[q] - a[q + 4];
+// One radix-8 butterfly in place: the points at base + q m, q < 8, times the twiddles
+// w[q - 1] (q >= 1; none where Twiddled is false), then their 8-point DFT y[r] =
+// sum_q a[q] exp(-2 pi i q r / 8). Even outputs are the 4-point DFT of b[q] = a[q] + a[q+4],
+// odd outputs that of w8^q c[q], c[q] = a[q] - a[q+4], w8 = exp(-2 pi i / 8). Written in the
+// order that keeps the fewest vectors live (16 registers hold only 8 complex vectors): the
+// q = 0, 2 half first, reduced to 4 complex values, then the q = 1, 3 half, then the outputs.
+template <bool Twiddled>
+[[gnu::always_inline]] inline void radix8(float* lanes, int base, int m, const float* wr,
+                                          const float* wi) {
+  auto load = [&](int q) {
+    const Complex8 a = load_point(lanes, base + q * m);
+    if (!Twiddled || q == 0) return a;
+    return times(a, wr[q - 1], wi[q - 1]);
+  };
+  auto store = [&](int r, Complex8 y) { store_point(lanes, base + r * m, y); };
+  Complex8 even_s, even_d, odd_s, odd_d;  // from q = 0, 2: b0 +- b2, c0 +- (-i c2)
+  {
+    const Complex8 a0 = load(0), a4 = load(4);
+    const Complex8 b0 = a0 + a4, c0 = a0 - a4;
+    const Complex8 a2 = load(2), a6 = load(6);
+    const Complex8 b2 = a2 + a6, c2 = times_minus_i(a2 - a6);
+    even_s = b0 + b2;
+    even_d = b0 - b2;
+    odd_s = c0 + c2;
+    odd_d = c0 - c2;
   }
-  c[1] = times_w8(c[1]);
-  c[2] = times_minus_i(c[2]);
-  c[3] = times_w8_cubed(c[3]);
-  dft4(b[0], b[1], b[2], b[3]);
-  dft4(c[0], c[1], c[2], c[3]);
-  for (int s = 0; s < 4; ++s) {
-    a[2 * s] = b[s];
-    a[2 * s + 1] = c[s];
+  Complex8 c1, c3;
+  {
+    const Complex8 a1 = load(1), a5 = load(5);
+    const Complex8 b1 = a1 + a5;
+    c1 = times_w8(a1 - a5);
+    const Complex8 a3 = load(3), a7 = load(7);
+    const Complex8 b3 = a3 + a7;
+    c3 = times_w8_cubed(a3 - a7);
+    const Complex8 s13 = b1 + b3, d13 = times_minus_i(b1 - b3);
+    store(0, even_s + s13);
+    store(4, even_s - s13);
+    store(2, even_d + d13);
+    store(6, even_d - d13);
   }
+  const Complex8 s13 = c1 + c3, d13 = times_minus_i(c1 - c3);
+  store(1, odd_s + s13);
+  store(5, odd_s - s13);
+  store(3, odd_d + d13);
+  store(7, odd_d - d13);
 }
 
 // The usual 8 x 8 transpose (3 rounds of shuffles: unpack, 64-bit pairs, 128-bit halves):
@@ -201,14 +229,10 @@ FSL_HOT_LOOP void lane_fft(const LaneFftPlan& plan, float* __restrict lanes) {
     } else {
       for (int g = 0; g < h; g += 8 * m)
         for (int j = 0; j < m; ++j) {
-          Complex8 a[8];
-          a[0] = load_point(lanes, g + j);
-          for (int q = 1; q < 8; ++q) {
-            a[q] = load_point(lanes, g + j + q * m);
-            if (m > 1) a[q] = times(a[q], tw_re[7 * j + q - 1], tw_im[7 * j + q - 1]);
-          }
-          dft8(a);
-          for (int q = 0; q < 8; ++q) store_point(lanes, g + j + q * m, a[q]);
+          if (m == 1)
+            radix8<false>(lanes, g + j, m, nullptr, nullptr);
+          else
+            radix8<true>(lanes, g + j, m, tw_re + 7 * j, tw_im + 7 * j);
         }
     }
     m *= r;
