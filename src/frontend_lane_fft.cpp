@@ -199,10 +199,11 @@ FSL_HOT_LOOP void window_frames_8(const float* const* rows, const float* __restr
     for (int j = 0; j < 8; ++j) r[j] = load8(rows[j] + i) * w;
     transpose8x8(r, t);  // t[k]: sample i + k of the 8 frames
     for (int k = 0; k < 8; ++k) acc[k] += t[k] * t[k];
-    for (int k = 0; k < 8; k += 2) {  // (even, odd) samples = (re, im) of point (i + k) / 2
-      float* p = lanes + 16 * size_t(position[(i + k) / 2]);
-      store8(p, t[k]);
-      store8(p + 8, t[k + 1]);
+    const int* point = position + i / 2;
+    for (int k = 0; k < 4; ++k) {  // (even, odd) samples = (re, im) of point i / 2 + k
+      float* p = lanes + 16 * size_t(point[k]);
+      store8(p, t[2 * k]);
+      store8(p + 8, t[2 * k + 1]);
     }
   }
   // Each frame's 8 partial sums (sample index mod 8), added as frame_energy adds them.
