@@ -240,7 +240,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
   // PCEN smoother state per mel band, in double as scipy.signal.lfilter runs it.
   const double smoother = fm::pcen_smoother_coef(p_.pcen_time_constant, p_.sr, double(p_.pcen_hop));
   std::vector<double> smooth(n_mels, fm::pcen_smoother_init());
-  std::vector<float> smooth_f(n_mels);
+  std::vector<float> smooth_f(n_mels), agc(n_mels);
   const fm::PcenParams pp{float(p_.pcen_gain), float(p_.pcen_bias), float(p_.pcen_power),
                           float(p_.pcen_eps)};
   // PCEN reads the mel of x * 2^32: the power spectrum scales by exactly 2^64.
@@ -307,7 +307,8 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
                                logmel + t0 * size_t(n_mels));
     if (pcen && pp.power == 0.5f && pp.bias > 0.0f) {
       fe_kernels::pcen_sqrt_rows(s.mel.data(), block, n_mels, pcen_scale, smoother, pp,
-                                 smooth.data(), smooth_f.data(), pcen + t0 * size_t(n_mels));
+                                 smooth.data(), smooth_f.data(), agc.data(),
+                                 pcen + t0 * size_t(n_mels));
     } else if (pcen) {  // other PCEN parameters: the per-element formula as written
       for (int b = 0; b < block; ++b) {
         const float* mel = s.mel.data() + size_t(b) * n_mels;

@@ -40,9 +40,10 @@ void flag_imprecise_frames(const float* mel_t, int block, int stride, int n_mels
 void log_mel_rows(const float* mel, size_t n, float eps, float* out);
 
 // PCEN for `block` frames of mel (block, n_mels) with power 0.5 and bias > 0, carrying the
-// smoother state (n_mels, double) across calls. smooth_f: (n_mels) scratch.
+// smoother state (n_mels, double) across calls. smooth_f, agc: (n_mels) scratch.
 void pcen_sqrt_rows(const float* mel, int block, int n_mels, float scale, double coef,
-                    const fm::PcenParams& pp, double* smooth, float* smooth_f, float* out);
+                    const fm::PcenParams& pp, double* smooth, float* smooth_f, float* agc,
+                    float* out);
 
 // The float STFT's FFT (src/frontend_lane_fft.cpp): 8 frames at once, frame j in lane j of
 // every 8-float vector. Layout of a group, "lanes": (h, 2, 8) floats, point p's 8 real parts
