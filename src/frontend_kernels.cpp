@@ -110,14 +110,14 @@ FSL_HOT_LOOP void mel_project(const float* __restrict power_t, int block, int st
   for (int m = 0; m < n_mels; ++m) {
     float* __restrict acc = mel_t + size_t(m) * stride;
     int b0 = 0;
-    // 64 columns at a time in 8 vector accumulators that stay in registers over the band's
+    // 32 columns at a time in 4 vector accumulators that stay in registers over the band's
     // bins (the loop below loads and stores its accumulators at every bin); the same sums.
-    for (; b0 + 64 <= block; b0 += 64) {
-      Float8 sum[8] = {};
+    for (; b0 + 32 <= block; b0 += 32) {
+      Float8 sum[4] = {};
       for (int k = lo[m]; k < hi[m]; ++k) {
         const float w = filterbank[size_t(m) * nb + k];
         const float* __restrict pw = power_t + size_t(k) * stride + b0;
-        for (int v = 0; v < 8; ++v) {
+        for (int v = 0; v < 4; ++v) {
           Float8 p;
           std::memcpy(&p, pw + 8 * v, sizeof(p));
           sum[v] += w * p;
