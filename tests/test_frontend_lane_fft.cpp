@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../src/frontend_kernels.hpp"
+#include "fsl/frontend.hpp"
 
 namespace fk = fsl::fe_kernels;
 
@@ -94,4 +95,27 @@ TEST(FrontendLaneFft, PositionsAreAPermutationAndSizesOtherThanPowersOfTwoAreRef
     EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), h) << h;
   }
   for (int h : {1, 2, 4, 6, 12, 100, 500, 513}) EXPECT_FALSE(fk::LaneFftPlan::supports(h)) << h;
+}
+
+// The float STFT needs n_fft / 2 a power of two; other sizes take the double STFT for every
+// frame, so the automatic path equals double_only there.
+TEST(FrontendLaneFft, OtherFftSizesTakeTheDoubleStft) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> noise(0.f, 0.3f);
+  std::vector<float> x(22050);
+  for (auto& v : x) v = noise(rng);
+  fsl::FrontendParams p;
+  p.n_fft = 1000;
+  fsl::Frontend fe(p);
+  auto got = fe.compute(x.data(), x.size(), {"logmel", "pcen"});
+  EXPECT_EQ(fe.double_frames(), fe.num_frames(x.size()));
+  p.stft = fsl::StftPath::double_only;
+  fsl::Frontend fe_double(p);
+  auto want = fe_double.compute(x.data(), x.size(), {"logmel", "pcen"});
+  EXPECT_EQ(got["logmel"], want["logmel"]);
+  EXPECT_EQ(got["pcen"], want["pcen"]);
+  // n_fft = 1024 on the same noise: no frame needs the double STFT.
+  fsl::Frontend fe_1024(fsl::FrontendParams{});
+  fe_1024.compute(x.data(), x.size(), {"logmel"});
+  EXPECT_EQ(fe_1024.double_frames(), 0u);
 }
