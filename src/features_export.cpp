@@ -168,7 +168,17 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
 
   if (train_included) {
     const std::string train = split_dir(c, "train");
-    write_feature_stats(train, compute_feature_stats(train, types, params.n_mels));
+    FeatureStats stats = compute_feature_stats(train, types, params.n_mels);
+    // Types exported earlier but not in this run keep their entry: exporting pcen alone must
+    // not drop the logmel statistics a logmel encoder normalises with. A corrupt old file is
+    // simply replaced.
+    if (fs::exists(feature_stats_path(train))) {
+      try {
+        for (const auto& [type, stat] : read_feature_stats(train)) stats.emplace(type, stat);
+      } catch (const Error&) {
+      }
+    }
+    write_feature_stats(train, stats);
   }
   return {written.load(), skipped.load(), failed.load()};
 }

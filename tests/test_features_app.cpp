@@ -101,6 +101,22 @@ TEST(FeaturesApp, ExportWritesSkipsAndForces) {
   EXPECT_FALSE(has_temp_files(d.dir.path));
 }
 
+TEST(FeaturesApp, ExportOfOneTypeKeepsTheOtherTypesStats) {
+  Dataset d("logmel");
+  std::string out;
+  ASSERT_EQ(d.run("export " + d.config + " --split train", &out), 0) << out;
+  const auto train = (d.dir / "train").string();
+  const auto logmel = fsl::read_feature_stats(train).at("logmel");
+  ASSERT_EQ(d.run("export " + d.config + " --split train features.feature_types=pcen", &out), 0)
+      << out;
+  auto both = fsl::read_feature_stats(train);
+  ASSERT_EQ(both.count("pcen"), 1u);
+  ASSERT_EQ(both.count("logmel"), 1u);
+  EXPECT_EQ(both["logmel"].mean, logmel.mean);
+  EXPECT_EQ(both["logmel"].frames, logmel.frames);
+  EXPECT_NE(both["pcen"].mean, logmel.mean);
+}
+
 TEST(FeaturesApp, CorruptWavFailsButOthersAreWritten) {
   Dataset d("logmel");
   const std::string bad = (d.dir / "train/A/broken.wav").string();
