@@ -120,7 +120,10 @@ struct Frontend::Impl {
   FftwBuffer<double> frame_d;
   FftwBuffer<fftw_complex> spec_d;
   std::vector<double> scratch_d;  // (2, n_fft/2)
-  std::vector<float> power_t;     // (nb, kBlockFrames): frames are columns
+  // (kBlockFrames / 8, nb, 8): each group's 8 spectra together, frames as columns within it,
+  // so that a group's split writes 16 KiB of whole cache lines (a (nb, kBlockFrames) layout
+  // touched 32 KiB of lines per group: with the 32 KiB FFT buffer, more than L1 holds).
+  std::vector<float> power_g;
   std::vector<float> mel_t;       // (n_mels, kBlockFrames)
   std::vector<float> mel;         // (kBlockFrames, n_mels)
   fftw_plan plan_d = nullptr;
@@ -172,7 +175,7 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
   s.frame_d = fftw_alloc<double>(p.n_fft);
   s.spec_d = fftw_alloc<fftw_complex>(h);
   s.scratch_d.resize(2 * size_t(h));
-  s.power_t.resize(size_t(kBlockFrames) * s.nb);
+  s.power_g.resize(size_t(kBlockFrames) * s.nb);
   s.mel_t.resize(size_t(kBlockFrames) * p.n_mels);
   s.mel.resize(size_t(kBlockFrames) * p.n_mels);
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
@@ -269,9 +272,10 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
                                     s.lanes.data(), s.energy.data() + g);
         fe_kernels::lane_fft(*s.lane_plan, s.lanes.data());
         fe_kernels::power_from_lane_fft(s.lanes.data(), h, s.twiddle_re_f.data(),
-                                        s.twiddle_im_f.data(), s.power_t.data() + g, kBlockFrames);
+                                        s.twiddle_im_f.data(), s.power_g.data() + size_t(g) * nb,
+                                        kGroupFrames);
       }
-      fe_kernels::mel_project(s.power_t.data(), block, kBlockFrames, s.filterbank.data(), nb,
+      fe_kernels::mel_project(s.power_g.data(), block, kBlockFrames, s.filterbank.data(), nb,
                               s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
       if (p_.stft == StftPath::automatic)
         fe_kernels::flag_imprecise_frames(s.mel_t.data(), block, kBlockFrames, n_mels,
@@ -287,12 +291,14 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       fe_kernels::power_from_half_length_fft(&s.spec_d[0][0], h, s.twiddle_re_d.data(),
                                              s.twiddle_im_d.data(), s.scratch_d.data(),
                                              s.power_d.data());
-      for (int k = 0; k < nb; ++k) s.power_t[size_t(k) * kBlockFrames + b] = s.power_d[k];
+      float* column =  // frame b's spectrum: a column of its group's (nb, 8)
+          s.power_g.data() + size_t(b / kGroupFrames) * nb * kGroupFrames + b % kGroupFrames;
+      for (int k = 0; k < nb; ++k) column[size_t(k) * kGroupFrames] = s.power_d[k];
       any_double = true;
       ++double_frames_;
     }
     if (any_double)  // every column again: a column's sums do not depend on the others
-      fe_kernels::mel_project(s.power_t.data(), block, kBlockFrames, s.filterbank.data(), nb,
+      fe_kernels::mel_project(s.power_g.data(), block, kBlockFrames, s.filterbank.data(), nb,
                               s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
     // (n_mels, kBlockFrames) -> (kBlockFrames, n_mels), 8 bands at a time; rows past `block`
     // are ignored.

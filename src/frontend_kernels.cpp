@@ -104,32 +104,35 @@ FSL_HOT_LOOP void transpose_8_rows(const float* __restrict rows, int len, float*
 // Frames are the inner, contiguous loop: the bands are 1-40 bins long, too short to vectorise
 // over, but every band does the same work for all frames of the block. The sum over k runs in
 // the same order for every column, so a column's result does not depend on `block`.
-FSL_HOT_LOOP void mel_project(const float* __restrict power_t, int block, int stride,
+FSL_HOT_LOOP void mel_project(const float* __restrict power_g, int block, int stride,
                               const float* __restrict filterbank, int nb, const int* lo,
                               const int* hi, int n_mels, float* __restrict mel_t) {
+  const size_t group_size = size_t(nb) * 8;  // one group's (nb, 8) spectra
   for (int m = 0; m < n_mels; ++m) {
     float* __restrict acc = mel_t + size_t(m) * stride;
     int b0 = 0;
-    // 32 columns at a time in 4 vector accumulators that stay in registers over the band's
-    // bins (the loop below loads and stores its accumulators at every bin); the same sums.
+    // 32 columns (4 groups) at a time in 4 vector accumulators that stay in registers over
+    // the band's bins; the same sums as the loop below.
     for (; b0 + 32 <= block; b0 += 32) {
       Float8 sum[4] = {};
-      for (int k = lo[m]; k < hi[m]; ++k) {
+      // Bin k of group b0 / 8 + v at pk + v * group_size; one pointer walks the bins.
+      const float* __restrict pk = power_g + size_t(b0 / 8) * group_size + size_t(lo[m]) * 8;
+      for (int k = lo[m]; k < hi[m]; ++k, pk += 8) {
         const float w = filterbank[size_t(m) * nb + k];
-        const float* __restrict pw = power_t + size_t(k) * stride + b0;
         for (int v = 0; v < 4; ++v) {
           Float8 p;
-          std::memcpy(&p, pw + 8 * v, sizeof(p));
+          std::memcpy(&p, pk + v * group_size, sizeof(p));
           sum[v] += w * p;
         }
       }
       std::memcpy(acc + b0, sum, sizeof(sum));
     }
-    for (int b = b0; b < block; ++b) acc[b] = 0.0f;
-    for (int k = lo[m]; k < hi[m]; ++k) {
-      const float w = filterbank[size_t(m) * nb + k];
-      const float* __restrict pw = power_t + size_t(k) * stride;
-      for (int b = b0; b < block; ++b) acc[b] += w * pw[b];
+    for (int b = b0; b < block; ++b) {  // the last block's last columns
+      const float* __restrict pb = power_g + size_t(b / 8) * group_size + b % 8;
+      float sum = 0.0f;
+      for (int k = lo[m]; k < hi[m]; ++k)
+        sum += filterbank[size_t(m) * nb + k] * pb[size_t(k) * 8];
+      acc[b] = sum;
     }
   }
 }

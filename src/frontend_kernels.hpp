@@ -24,9 +24,11 @@ void power_from_half_length_fft(const double* z, int h, const double* twiddle_re
 // spectra, or 8 bands' values over a block) into 8 columns of a row-major (len, stride) array.
 void transpose_8_rows(const float* rows, int len, float* out, int stride);
 
-// mel_t (n_mels, stride) = filterbank (n_mels, nb) x power_t (nb, stride) for the first `block`
-// columns (frames), each band over its non-zero bins [lo[m], hi[m]) only.
-void mel_project(const float* power_t, int block, int stride, const float* filterbank, int nb,
+// mel_t (n_mels, stride) = filterbank (n_mels, nb) x power (nb, frames) for the first `block`
+// columns (frames), each band over its non-zero bins [lo[m], hi[m]) only. power_g holds the
+// power spectra by groups of 8 frames: (stride / 8, nb, 8), frame b's bin k at
+// [b / 8][k][b % 8] (a group's 8 spectra are one contiguous 16 KiB for n_fft 1024).
+void mel_project(const float* power_g, int block, int stride, const float* filterbank, int nb,
                  const int* lo, const int* hi, int n_mels, float* mel_t);
 
 // needs_double[b] = 1 where some band m of frame b has mel_t[m][b] < floor_per_weight *
