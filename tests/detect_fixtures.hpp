@@ -78,4 +78,12 @@ inline std::vector<fsl::FrameSpan> all_bumps() {
   return b;
 }
 
+// A feature file whose POS annotations are exactly the 5 shot bumps (kShots).
+inline fsl::DetectFile write_with_shots(const TempDir& dir, const std::string& name,
+                                        const std::vector<float>& x) {
+  std::vector<fsl::EventSpan> pos;
+  for (auto s : kShots) pos.push_back(exact_annotation(s));
+  return write_file(dir, name, x, pos);
+}
+
 }  // namespace fsl::test

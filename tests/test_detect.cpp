@@ -147,9 +147,7 @@ TEST(Detect, EmbedderPathMatchesHandComputedProbabilities) {
   // frames embeds to f * bump, so d_pos = 4 (1-f)^2, d_neg = 4 f^2, p = 1 / (1 + exp(4 (1 - 2f))).
   fsl::test::TempDir dir;
   auto x = bump_matrix(2500, all_bumps(), 1.f, 0.f);
-  std::vector<fsl::EventSpan> pos;
-  for (auto s : kShots) pos.push_back(exact_annotation(s));
-  auto f = write_file(dir, "emb", x, pos);
+  auto f = write_with_shots(dir, "emb", x);
   auto cfg = test_config();
   MeanOverTime embedder;
   auto r = fsl::detect_with_embedder(f, cfg, embedder, 0);
@@ -183,9 +181,7 @@ TEST(Detect, NegativePrototypeUsesOnlyBackgroundBeforeTheLastShot) {
   auto x = bump_matrix(1500, kShots, 1.f, 0.f);
   for (long t = 920; t < 1500; ++t)
     for (int m = 4; m < 8; ++m) x[size_t(t) * kMels + m] = 0.5f;
-  std::vector<fsl::EventSpan> pos;
-  for (auto s : kShots) pos.push_back(exact_annotation(s));
-  auto f = write_file(dir, "neg", x, pos);
+  auto f = write_with_shots(dir, "neg", x);
   MeanOverTime embedder;
   auto r = fsl::detect_with_embedder(f, test_config(), embedder, 3);
   ASSERT_FALSE(r.scores.p.empty());
@@ -206,9 +202,7 @@ TEST(Detect, NearestNegativesRejectAConfuserThePrototypeAccepts) {
   for (auto [b, e] : {std::pair{200, 260}, std::pair{1300, 1360}})
     for (long t = b; t < e; ++t)
       for (int m = 0; m < 4; ++m) x[size_t(t) * kMels + m] = 0.7f;
-  std::vector<fsl::EventSpan> pos;
-  for (auto s : kShots) pos.push_back(exact_annotation(s));
-  auto f = write_file(dir, "confuser", x, pos);
+  auto f = write_with_shots(dir, "confuser", x);
   MeanOverTime embedder;
   auto cfg = test_config();
   auto proto = fsl::detect_with_embedder(f, cfg, embedder, 0);

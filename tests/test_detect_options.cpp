@@ -26,9 +26,7 @@ TEST(DetectOptions, NearestPositiveWindowsFollowATwoShapeTarget) {
   for (int i = 3; i < 5; ++i)
     for (long t = kShots[size_t(i)].begin; t < kShots[size_t(i)].end; ++t)
       for (int m = 4; m < 8; ++m) x[size_t(t) * kMels + m] = 1.f;
-  std::vector<fsl::EventSpan> pos;
-  for (auto s : kShots) pos.push_back(exact_annotation(s));
-  auto f = write_file(dir, "two_shapes", x, pos);
+  auto f = write_with_shots(dir, "two_shapes", x);
   MeanOverTime embedder;
   auto cfg = test_config();
   cfg.eval.negatives = "nearest";
@@ -80,9 +78,7 @@ TEST(DetectOptions, FileNormalisationIsTheFilesOwnStatistics) {
       sum += v;
       sum_sq += double(v) * v;
     }
-  std::vector<fsl::EventSpan> pos;
-  for (auto s : kShots) pos.push_back(exact_annotation(s));
-  auto f = write_file(dir, "stats", x, pos);
+  auto f = write_with_shots(dir, "stats", x);
   auto cfg = test_config();
   RecordingEmbedder e;
   cfg.eval.normalise = "file_band";
@@ -164,9 +160,7 @@ TEST(DetectOptions, CalibrationShiftsEveryScoreOfAFileAlike) {
   // [0, 1]); the config refuses it without nearest negatives.
   TempDir dir;
   auto x = bump_matrix(2500, all_bumps(), 1.f, 0.2f);
-  std::vector<fsl::EventSpan> pos;
-  for (auto s : kShots) pos.push_back(exact_annotation(s));
-  auto f = write_file(dir, "calibrate", x, pos);
+  auto f = write_with_shots(dir, "calibrate", x);
   MeanOverTime embedder;
   auto cfg = test_config();
   cfg.eval.negatives = "nearest";
