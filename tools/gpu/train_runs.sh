@@ -6,6 +6,8 @@
 #   gpu-demo     conf/demo.yaml as is (4 x 50 episodes): the CPU demo's training, on the GPU
 #   gpu-demo10x  the same with 4 x 500 episodes (files of `small`: plain synthetic data)
 #   gpu-online10x  4 x 500 episodes of train_param.source=synth_online (domain-randomised)
+#   gpu-online10x-plainclasses  the same without the randomised class space (the CPU ablation's
+#                  best on the real recordings at 200 episodes: bench/RESULTS.md "Ablation")
 # and packs each run's best/last checkpoints, metrics.csv and feature_stats into OUTDIR/runs.tar
 # (evaluate them anywhere with fsl_eval --checkpoint; see RESULTS). Each training's log: OUTDIR/train.log.
 # Status: written 2026-11-27 after that session's device time was spent; not yet run on a GPU.
@@ -30,5 +32,7 @@ train() {  # name, overrides...
 train gpu-demo
 train gpu-demo10x train_param.num_episodes=500
 train gpu-online10x train_param.num_episodes=500 train_param.source=synth_online runtime.num_workers=14
+train gpu-online10x-plainclasses train_param.num_episodes=500 train_param.source=synth_online \
+  train_param.synth_without=classes runtime.num_workers=14
 tar cf "$OUTDIR/runs.tar" runs/gpu-* 2> /dev/null
 ls -la "$OUTDIR"
