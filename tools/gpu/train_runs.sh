@@ -25,7 +25,7 @@ train() {  # name, overrides...
   local name=$1; shift
   local s=$SECONDS
   echo "== $name $*" | tee -a "$LOGF"
-  timeout 150 "$P/fsl_train" conf/demo.yaml runtime.device=cuda exp_name="$name" "$@" 2>&1 |
+  timeout 120 "$P/fsl_train" conf/demo.yaml runtime.device=cuda exp_name="$name" "$@" 2>&1 |
     grep -vE "^\s*$" | grep -v "\[=*" | tail -12 | tee -a "$LOGF"
   echo "$name: $((SECONDS - s)) s wall" | tee -a "$LOGF"
 }
