@@ -1,6 +1,6 @@
 #include "fsl/frontend.hpp"
 
-#include <fftw3.h>  // float (fftwf_*) and double (fftw_*) APIs
+#include <fftw3.h>  // double (fftw_*): the fallback STFT; the float path is frontend_lane_fft.cpp
 
 #include <algorithm>
 #include <cmath>
