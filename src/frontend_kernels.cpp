@@ -63,39 +63,16 @@ FSL_HOT_LOOP void power_from_half_length_fft(const double* __restrict z, int h,
   split_power(z, h, twiddle_re, twiddle_im, scratch, power);
 }
 
-// 8 x 8 tiles transposed in registers (GCC vector extensions: 3 rounds of 8 shuffles, the
-// usual unpack / shuffle / 128-bit-lane permute sequence), the last len % 8 columns one by one:
-// a scalar copy costs a load and a store per value.
-using Float8 = float __attribute__((vector_size(32)));
-using Index8 = int __attribute__((vector_size(32)));
-
+// 8 x 8 tiles transposed in registers (transpose8x8, frontend_kernels.hpp), the last len % 8
+// columns one by one: a scalar copy costs a load and a store per value.
 FSL_HOT_LOOP void transpose_8_rows(const float* __restrict rows, int len, float* __restrict out,
                                    int stride) {
-  constexpr Index8 kLo = {0, 8, 1, 9, 4, 12, 5, 13}, kHi = {2, 10, 3, 11, 6, 14, 7, 15};
-  constexpr Index8 kPairLo = {0, 1, 8, 9, 4, 5, 12, 13}, kPairHi = {2, 3, 10, 11, 6, 7, 14, 15};
-  constexpr Index8 kHalfLo = {0, 1, 2, 3, 8, 9, 10, 11}, kHalfHi = {4, 5, 6, 7, 12, 13, 14, 15};
   int k = 0;
   for (; k + 8 <= len; k += 8) {
-    Float8 r[8], t[8], u[8];
+    Float8 r[8], c[8];
     for (int j = 0; j < 8; ++j) std::memcpy(&r[j], rows + size_t(j) * len + k, sizeof(Float8));
-    for (int j = 0; j < 8; j += 2) {  // t: pairs of rows interleaved
-      t[j] = __builtin_shuffle(r[j], r[j + 1], kLo);
-      t[j + 1] = __builtin_shuffle(r[j], r[j + 1], kHi);
-    }
-    for (int j = 0; j < 8; j += 4)
-      for (int i = 0; i < 2; ++i) {  // u: 4 rows interleaved, within each 128-bit half
-        u[j + i] = __builtin_shuffle(t[j + i], t[j + 2 + i], kPairLo);
-        u[j + 2 + i] = __builtin_shuffle(t[j + i], t[j + 2 + i], kPairHi);
-      }
-    // u[0], u[2], u[1], u[3] hold columns k+0, k+1, k+2, k+3 of rows 0-3 (low half) and
-    // columns k+4..k+7 (high half); u[4..7] the same for rows 4-7.
-    const int order[4] = {0, 2, 1, 3};
-    for (int i = 0; i < 4; ++i) {
-      const Float8 lo = __builtin_shuffle(u[order[i]], u[4 + order[i]], kHalfLo);
-      const Float8 hi = __builtin_shuffle(u[order[i]], u[4 + order[i]], kHalfHi);
-      std::memcpy(out + size_t(k + i) * stride, &lo, sizeof(Float8));
-      std::memcpy(out + size_t(k + 4 + i) * stride, &hi, sizeof(Float8));
-    }
+    transpose8x8(r, c);
+    for (int i = 0; i < 8; ++i) std::memcpy(out + size_t(k + i) * stride, &c[i], sizeof(Float8));
   }
   for (; k < len; ++k)
     for (int j = 0; j < 8; ++j) out[size_t(k) * stride + j] = rows[size_t(j) * len + k];

@@ -10,6 +10,41 @@
 
 namespace fsl::fe_kernels {
 
+// ---- 8-float vectors (GCC/Clang vector extensions), shared by frontend_kernels.cpp and
+// frontend_lane_fft.cpp ------------------------------------------------------------------------
+using Float8 = float __attribute__((vector_size(32)));
+using Index8 = int __attribute__((vector_size(32)));
+
+// Lanes of two vectors picked by constant indices: 0-7 from a, 8-15 from b. GCC and Clang name
+// this builtin differently (Clang's takes the indices as arguments).
+#if defined(__clang__)
+#define FSL_SHUFFLE8(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define FSL_SHUFFLE8(a, b, ...) __builtin_shuffle(a, b, (Index8{__VA_ARGS__}))
+#endif
+
+// The usual 8 x 8 transpose in registers (3 rounds of shuffles: unpack, 64-bit pairs, 128-bit
+// halves): col[k][j] = row[j][k]. Pure data movement: values are copied bit for bit.
+[[gnu::always_inline]] inline void transpose8x8(const Float8* row, Float8* col) {
+  Float8 t[8], u[8];
+  for (int j = 0; j < 8; j += 2) {  // t: pairs of rows interleaved
+    t[j] = FSL_SHUFFLE8(row[j], row[j + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[j + 1] = FSL_SHUFFLE8(row[j], row[j + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int j = 0; j < 8; j += 4)
+    for (int i = 0; i < 2; ++i) {  // u: 4 rows interleaved, within each 128-bit half
+      u[j + i] = FSL_SHUFFLE8(t[j + i], t[j + 2 + i], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[j + 2 + i] = FSL_SHUFFLE8(t[j + i], t[j + 2 + i], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  // u[0], u[2], u[1], u[3] hold columns 0..3 of rows 0-3 (low half) and columns 4..7 (high
+  // half); u[4..7] the same for rows 4-7.
+  const int order[4] = {0, 2, 1, 3};
+  for (int i = 0; i < 4; ++i) {
+    col[i] = FSL_SHUFFLE8(u[order[i]], u[4 + order[i]], 0, 1, 2, 3, 8, 9, 10, 11);
+    col[4 + i] = FSL_SHUFFLE8(u[order[i]], u[4 + order[i]], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+
 // f[i] = x[i] * window[i], i < n: one frame, in double (the float STFT's fallback).
 void window_frame(const float* x, const double* window, int n, double* f);
 

@@ -21,7 +21,6 @@ namespace fsl::fe_kernels {
 
 namespace {
 
-using Float8 = float __attribute__((vector_size(32)));
 struct Complex8 {  // 8 lanes of complex numbers (one per frame)
   Float8 re, im;
 };
@@ -121,30 +120,6 @@ template <bool Twiddled>
   store(5, odd_s - s13);
   store(3, odd_d + d13);
   store(7, odd_d - d13);
-}
-
-// The usual 8 x 8 transpose (3 rounds of shuffles: unpack, 64-bit pairs, 128-bit halves):
-// col[k][j] = row[j][k].
-[[gnu::always_inline]] inline void transpose8x8(const Float8* row, Float8* col) {
-  using Index8 = int __attribute__((vector_size(32)));
-  constexpr Index8 kLo = {0, 8, 1, 9, 4, 12, 5, 13}, kHi = {2, 10, 3, 11, 6, 14, 7, 15};
-  constexpr Index8 kPairLo = {0, 1, 8, 9, 4, 5, 12, 13}, kPairHi = {2, 3, 10, 11, 6, 7, 14, 15};
-  constexpr Index8 kHalfLo = {0, 1, 2, 3, 8, 9, 10, 11}, kHalfHi = {4, 5, 6, 7, 12, 13, 14, 15};
-  Float8 t[8], u[8];
-  for (int j = 0; j < 8; j += 2) {
-    t[j] = __builtin_shuffle(row[j], row[j + 1], kLo);
-    t[j + 1] = __builtin_shuffle(row[j], row[j + 1], kHi);
-  }
-  for (int j = 0; j < 8; j += 4)
-    for (int i = 0; i < 2; ++i) {
-      u[j + i] = __builtin_shuffle(t[j + i], t[j + 2 + i], kPairLo);
-      u[j + 2 + i] = __builtin_shuffle(t[j + i], t[j + 2 + i], kPairHi);
-    }
-  const int order[4] = {0, 2, 1, 3};
-  for (int i = 0; i < 4; ++i) {
-    col[i] = __builtin_shuffle(u[order[i]], u[4 + order[i]], kHalfLo);
-    col[4 + i] = __builtin_shuffle(u[order[i]], u[4 + order[i]], kHalfHi);
-  }
 }
 
 }  // namespace
