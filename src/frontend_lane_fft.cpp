@@ -25,15 +25,15 @@ struct Complex8 {  // 8 lanes of complex numbers (one per frame)
   Float8 re, im;
 };
 
-[[gnu::always_inline]] inline Float8 load8(const float* p) {
-  Float8 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
+// Clang 14 refuses a 32-byte vector passed or returned by value in the SSE2 clone, even always
+// inlined ("changes the ABI"), so a load is a statement expression and a store takes a reference.
+#define FSL_LOAD8(p) (__extension__({ Float8 v_; std::memcpy(&v_, (p), sizeof(v_)); v_; }))
+[[gnu::always_inline]] inline void store8(float* p, const Float8& v) {
+  std::memcpy(p, &v, sizeof(v));
 }
-[[gnu::always_inline]] inline void store8(float* p, Float8 v) { std::memcpy(p, &v, sizeof(v)); }
 // A point of the (h, 2, 8) lane layout: 8 real parts, then 8 imaginary parts.
 [[gnu::always_inline]] inline Complex8 load_point(const float* lanes, int p) {
-  return {load8(lanes + 16 * size_t(p)), load8(lanes + 16 * size_t(p) + 8)};
+  return {FSL_LOAD8(lanes + 16 * size_t(p)), FSL_LOAD8(lanes + 16 * size_t(p) + 8)};
 }
 [[gnu::always_inline]] inline void store_point(float* lanes, int p, Complex8 c) {
   store8(lanes + 16 * size_t(p), c.re);
@@ -169,9 +169,9 @@ FSL_HOT_LOOP void window_frames_8(const float* const* rows, const float* __restr
                                   float* __restrict energy) {
   Float8 acc[8] = {};
   for (int i = 0; i < n; i += 8) {
-    const Float8 w = load8(window + i);
+    const Float8 w = FSL_LOAD8(window + i);
     Float8 r[8], t[8];
-    for (int j = 0; j < 8; ++j) r[j] = load8(rows[j] + i) * w;
+    for (int j = 0; j < 8; ++j) r[j] = FSL_LOAD8(rows[j] + i) * w;
     // The next group's frames read 8 hops further on: its 2n new samples (8 hops for
     // n_fft 1024, hop 256) are fetched from memory while this group computes, one line per step.
     __builtin_prefetch(rows[7] + n + 2 * i);
