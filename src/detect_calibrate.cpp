@@ -11,28 +11,13 @@
 namespace fsl::detail {
 namespace {
 
-double sq_dist(const float* a, const float* b, int D) {
-  double s = 0;
-  for (int i = 0; i < D; ++i) s += double(a[i] - b[i]) * double(a[i] - b[i]);
-  return s;
-}
-
-// Mean of the k smallest of d (all of them when fewer); d is reordered.
-double mean_smallest(std::vector<double>& d, int k) {
-  const size_t kk = std::min(d.size(), size_t(std::max(1, k)));
-  std::partial_sort(d.begin(), d.begin() + kk, d.end());
-  double s = 0;
-  for (size_t j = 0; j < kk; ++j) s += d[j];
-  return s / double(kk);
-}
-
 // d_pos of q against the rows `use` of pos: distance to their mean (pos_k = 0) or the mean
 // distance to the pos_k nearest.
 double positive_distance(const float* q, const std::vector<float>& pos, const std::vector<size_t>& use,
                          int D, int pos_k, std::vector<double>& scratch) {
   if (pos_k > 0) {
     scratch.clear();
-    for (size_t r : use) scratch.push_back(sq_dist(q, pos.data() + r * D, D));
+    for (size_t r : use) scratch.push_back(squared_distance(q, pos.data() + r * D, D));
     return mean_smallest(scratch, pos_k);
   }
   std::vector<double> mean(size_t(D), 0.0);
@@ -69,7 +54,8 @@ double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, in
     const float* q = w.pos_rows.data() + i * D;
     const double d_pos = positive_distance(q, w.pos_rows, others, D, pos_k, scratch);
     scratch.clear();
-    for (size_t j = 0; j < Q; ++j) scratch.push_back(sq_dist(q, w.neg_rows.data() + j * D, D));
+    for (size_t j = 0; j < Q; ++j)
+      scratch.push_back(squared_distance(q, w.neg_rows.data() + j * D, D));
     if (scratch.empty()) continue;
     pos_sum += ratio(d_pos, mean_smallest(scratch, neg_k));
     ++pos_n;
@@ -84,7 +70,7 @@ double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, in
     scratch.clear();
     for (size_t i = 0; i < Q; ++i)
       if (std::labs(w.neg_start[i] - w.neg_start[j]) >= seg)
-        scratch.push_back(sq_dist(q, w.neg_rows.data() + i * D, D));
+        scratch.push_back(squared_distance(q, w.neg_rows.data() + i * D, D));
     if (scratch.empty()) continue;
     const double d_neg = mean_smallest(scratch, neg_k);
     std::vector<double> pos_scratch;

@@ -196,6 +196,20 @@ void release_rows(const NpyMap& map, size_t row_begin, size_t row_end) {
   if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
 }
 
+double squared_distance(const float* a, const float* b, int d) {
+  double s = 0;
+  for (int i = 0; i < d; ++i) s += double(a[i] - b[i]) * double(a[i] - b[i]);
+  return s;
+}
+
+double mean_smallest(std::vector<double>& d, int k) {
+  const size_t kk = std::min(d.size(), size_t(std::max(1, k)));
+  std::partial_sort(d.begin(), d.begin() + kk, d.end());
+  double s = 0;
+  for (size_t j = 0; j < kk; ++j) s += d[j];
+  return s / double(kk);
+}
+
 void file_normalisation(const NpyMap& map, const std::string& mode, std::vector<float>& mean,
                         std::vector<float>& inv_std) {
   mean.clear();

@@ -57,23 +57,13 @@ class WindowEmbedder {
   std::vector<float> windows_, out_;
 };
 
-double squared_distance(const float* a, const float* b, int d) {
-  double s = 0;
-  for (int i = 0; i < d; ++i) s += double(a[i] - b[i]) * double(a[i] - b[i]);
-  return s;
-}
-
 // Mean squared distance from q to its k nearest rows of `rows` (n, D); `dist` is scratch.
 double mean_nearest_distance(const float* q, const std::vector<float>& rows, int D, int k,
                              std::vector<double>& dist) {
   const size_t n = rows.size() / size_t(D);
   dist.resize(n);
-  for (size_t j = 0; j < n; ++j) dist[j] = squared_distance(q, rows.data() + j * D, D);
-  const size_t kk = std::min(n, size_t(k));
-  std::partial_sort(dist.begin(), dist.begin() + kk, dist.end());
-  double s = 0;
-  for (size_t j = 0; j < kk; ++j) s += dist[j];
-  return s / double(kk);
+  for (size_t j = 0; j < n; ++j) dist[j] = detail::squared_distance(q, rows.data() + j * D, D);
+  return detail::mean_smallest(dist, k);
 }
 
 // The background before the first query frame, seen as one sequence: the gaps between the
@@ -209,7 +199,7 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
           const float* q = e + size_t(b) * D;
           double d_pos = pos_nearest && nearest
                              ? mean_nearest_distance(q, pos_rows, D, ev.pos_nearest_k, dist)
-                             : squared_distance(q, proto_pos.data(), D);
+                             : detail::squared_distance(q, proto_pos.data(), D);
           double p_sum = 0;
           if (nearest) {
             const double d_neg = mean_nearest_distance(q, neg_windows, D, ev.neg_nearest_k, dist);
@@ -217,7 +207,7 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
             continue;
           }
           for (int it = 0; it < iters; ++it) {
-            double d_neg = squared_distance(q, proto_neg.data() + size_t(it) * D, D);
+            double d_neg = detail::squared_distance(q, proto_neg.data() + size_t(it) * D, D);
             p_sum += 1.0 / (1.0 + std::exp(d_pos - d_neg));  // softmax(-d_pos, -d_neg)[pos]
           }
           p[w0 + b] = static_cast<float>(p_sum / iters);

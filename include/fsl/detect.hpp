@@ -188,6 +188,11 @@ std::vector<FrameSpan> merge_spans(const std::vector<FrameSpan>& spans);
 void file_normalisation(const NpyMap& map, const std::string& mode, std::vector<float>& mean,
                         std::vector<float>& inv_std);
 
+// Squared Euclidean distance of two d-vectors, accumulated in double.
+double squared_distance(const float* a, const float* b, int d);
+// Mean of the k smallest values of d (all of them when fewer; k < 1 counts as 1); reorders d.
+double mean_smallest(std::vector<double>& d, int k);
+
 // The labelled windows of one file, embedded (eval.calibrate = shots).
 struct CalibrationWindows {
   std::vector<float> pos_rows;  // (P, D) every shot window
