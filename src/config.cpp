@@ -252,9 +252,11 @@ std::vector<std::string> TrainConfig::synth_without_list() const {
     item.erase(0, item.find_first_not_of(" \t"));
     item.erase(item.find_last_not_of(" \t") + 1);
     if (item.empty()) continue;
-    if (std::find(known.begin(), known.end(), item) == known.end())
-      fail("unknown randomisation '", item,
-           "' (known: classes, confuser, callers, background, channel, lowrate)");
+    if (std::find(known.begin(), known.end(), item) == known.end()) {
+      std::string names;
+      for (const auto& k : known) names += (names.empty() ? "" : ", ") + k;
+      fail("unknown randomisation '", item, "' (known: ", names, ")");
+    }
     out.push_back(item);
   }
   return out;

@@ -11,21 +11,28 @@
 namespace fsl::detail {
 namespace {
 
-// d_pos of q against the rows `use` of pos: distance to their mean (pos_k = 0) or the mean
-// distance to the pos_k nearest.
-double positive_distance(const float* q, const std::vector<float>& pos, const std::vector<size_t>& use,
-                         int D, int pos_k, std::vector<double>& scratch) {
+// The mean of the rows `use` of pos (P, D): a positive prototype.
+std::vector<double> mean_of(const std::vector<float>& pos, const std::vector<size_t>& use, int D) {
+  std::vector<double> mean(size_t(D), 0.0);
+  for (size_t r : use)
+    for (int d = 0; d < D; ++d) mean[size_t(d)] += pos[r * D + size_t(d)];
+  for (auto& m : mean) m /= double(use.size());
+  return mean;
+}
+
+// d_pos of q against the rows `use` of pos: distance to their mean `proto` (pos_k = 0) or the
+// mean distance to the pos_k nearest of them.
+double positive_distance(const float* q, const std::vector<float>& pos,
+                         const std::vector<size_t>& use, const std::vector<double>& proto, int D,
+                         int pos_k, std::vector<double>& scratch) {
   if (pos_k > 0) {
     scratch.clear();
     for (size_t r : use) scratch.push_back(squared_distance(q, pos.data() + r * D, D));
     return mean_smallest(scratch, pos_k);
   }
-  std::vector<double> mean(size_t(D), 0.0);
-  for (size_t r : use)
-    for (int d = 0; d < D; ++d) mean[size_t(d)] += pos[r * D + size_t(d)];
   double s = 0;
   for (int d = 0; d < D; ++d) {
-    const double diff = q[d] - mean[size_t(d)] / double(use.size());
+    const double diff = q[d] - proto[size_t(d)];
     s += diff * diff;
   }
   return s;
@@ -52,7 +59,8 @@ double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, in
       if (w.pos_shot[r] != w.pos_shot[i]) others.push_back(r);
     if (others.empty()) continue;
     const float* q = w.pos_rows.data() + i * D;
-    const double d_pos = positive_distance(q, w.pos_rows, others, D, pos_k, scratch);
+    const double d_pos = positive_distance(q, w.pos_rows, others, mean_of(w.pos_rows, others, D),
+                                           D, pos_k, scratch);
     scratch.clear();
     for (size_t j = 0; j < Q; ++j)
       scratch.push_back(squared_distance(q, w.neg_rows.data() + j * D, D));
@@ -63,6 +71,9 @@ double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, in
   // Negatives: each drawn window against the drawn windows it does not overlap.
   std::vector<size_t> all(P);
   for (size_t r = 0; r < P; ++r) all[r] = r;
+  // The prototype of every shot: once, not per negative window.
+  const std::vector<double> proto_all = mean_of(w.pos_rows, all, D);
+  std::vector<double> pos_scratch;
   double neg_sum = 0;
   long neg_n = 0;
   for (size_t j = 0; j < Q && P > 0; ++j) {
@@ -73,8 +84,8 @@ double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, in
         scratch.push_back(squared_distance(q, w.neg_rows.data() + i * D, D));
     if (scratch.empty()) continue;
     const double d_neg = mean_smallest(scratch, neg_k);
-    std::vector<double> pos_scratch;
-    neg_sum += ratio(positive_distance(q, w.pos_rows, all, D, pos_k, pos_scratch), d_neg);
+    const double d_pos = positive_distance(q, w.pos_rows, all, proto_all, D, pos_k, pos_scratch);
+    neg_sum += ratio(d_pos, d_neg);
     ++neg_n;
   }
   if (pos_n == 0 || neg_n == 0) return 0.5;  // one shot only, or no separate background
