@@ -217,16 +217,6 @@ const float* frame_at(const float* x, long long len, long long start, int n_fft,
   return f;
 }
 
-// f[i] = x[start + i] * window[i], i < n_fft, in double, padded as frame_at.
-void window_frame_at(const float* x, long long len, long long start, const double* window,
-                     int n_fft, bool reflect, double* f) {
-  if (start >= 0 && start + n_fft <= len)
-    return fe_kernels::window_frame(x + start, window, n_fft, f);
-  for (int i = 0; i < n_fft; ++i) {
-    const long long j = fm::pad_source_index(start + i, len, reflect);
-    f[i] = j < 0 ? 0.0 : double(x[j]) * window[i];
-  }
-}
 }  // namespace
 
 std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size_t n,
@@ -285,8 +275,10 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     bool any_double = false;
     for (int b = 0; b < block; ++b) {  // the double STFT, one frame (column b) at a time
       if (!s.needs_double[b]) continue;
-      window_frame_at(x, len, frame_start(b), s.window_d.data(), n_fft, p_.reflect_pad,
-                      s.frame_d.get());
+      // edge_rows is free here: the float groups of this block are done.
+      fe_kernels::window_frame(
+          frame_at(x, len, frame_start(b), n_fft, p_.reflect_pad, s.edge_rows.data()),
+          s.window_d.data(), n_fft, s.frame_d.get());
       fftw_execute(s.plan_d);
       fe_kernels::power_from_half_length_fft(&s.spec_d[0][0], h, s.twiddle_re_d.data(),
                                              s.twiddle_im_d.data(), s.scratch_d.data(),
