@@ -72,7 +72,7 @@ std::vector<Field> schema(Config& c) {
       {"train_param.negative_train_contrast", &t.negative_train_contrast},
       {"train_param.load_weight_from", &t.load_weight_from},
       {"train_param.short_segment", &t.short_segment, {"tile", "pad"}},
-      {"train_param.source", &t.source, {"files", "synth_online"}},
+      {"train_param.source", &t.source, {"files", "synth_online", "mixed"}},
       {"train_param.synth_without", &t.synth_without},
       {"train_param.seed", &t.seed},
       {"path.root_dir", &p.root_dir},

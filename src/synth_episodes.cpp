@@ -40,6 +40,24 @@ void FileEpisodeSource::next(float* x, std::vector<int>& labels) {
   gather_segments(store_, draws, seg_frames_, short_segment_, sampler_.rng(), x);
 }
 
+MixedEpisodeSource::MixedEpisodeSource(std::unique_ptr<EpisodeSource> files,
+                                       std::unique_ptr<EpisodeSource> online)
+    : files_(std::move(files)), online_(std::move(online)) {
+  if (files_->batch_size() != online_->batch_size())
+    fail("train_param.source=mixed: the file and online episodes differ in size (",
+         files_->batch_size(), " vs ", online_->batch_size(), ")");
+}
+
+void MixedEpisodeSource::start_epoch(int epoch, uint64_t epoch_seed, int num_episodes) {
+  index_ = 0;
+  files_->start_epoch(epoch, epoch_seed, (num_episodes + 1) / 2);
+  online_->start_epoch(epoch, epoch_seed, num_episodes / 2);
+}
+
+void MixedEpisodeSource::next(float* x, std::vector<int>& labels) {
+  (index_++ % 2 == 0 ? files_ : online_)->next(x, labels);
+}
+
 // ---- scenes ----------------------------------------------------------------------------------
 
 namespace {

@@ -120,8 +120,9 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   const int seg_frames = static_cast<int>(tp.seg_len * fps);
   // ---- synth_online: episodes generated in memory; no training files, no feature_stats.json.
   // The normalisation is measured on generated scenes and written to the run dir, so fsl_eval
-  // can use it with path.train_dir=<run dir>.
-  const bool online = tp.source == "synth_online";
+  // can use it with path.train_dir=<run dir>. `mixed` alternates file and online episodes, both
+  // normalised with the training files' statistics.
+  const bool online = tp.source == "synth_online", mixed = tp.source == "mixed";
   const std::string train_dir = online ? "" : c.resolve(c.path.train_dir);
   FeatureStats stats;
   if (online) {
@@ -158,14 +159,21 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     warn("path.eval_dir '" + eval_dir + "' does not exist; validation is off");
   }
   std::unique_ptr<EpisodeSource> source;
-  if (online) {
+  auto online_source = [&] {
     SynthEpisodeParams sp = SynthEpisodeParams::from(c, r.seg_frames);
     sp.mean = mean;
     sp.std = stdv;
-    source = std::make_unique<SynthEpisodeSource>(sp);
-  } else {
-    source = std::make_unique<FileEpisodeSource>(r.train_store, r.train_classes, tp, r.seg_frames);
-  }
+    return std::make_unique<SynthEpisodeSource>(sp);
+  };
+  auto file_source = [&] {
+    return std::make_unique<FileEpisodeSource>(r.train_store, r.train_classes, tp, r.seg_frames);
+  };
+  if (online)
+    source = online_source();
+  else if (mixed)
+    source = std::make_unique<MixedEpisodeSource>(file_source(), online_source());
+  else
+    source = file_source();
   const int B = source->batch_size();
   const int valB = r.val_k_way > 0 ? r.val_k_way * 2 * tp.n_shot * (tp.negative_train_contrast ? 2 : 1) : 0;
 
@@ -200,7 +208,9 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     std::cerr << "fsl_train: resuming " << run_dir.string() << " at epoch " << start_epoch + 1
               << "\n";
   }
-  std::cerr << "fsl_train: " << (online ? "online synthetic" : std::to_string(r.train_classes.size()))
+  std::cerr << "fsl_train: "
+            << (online ? "online synthetic"
+                       : std::to_string(r.train_classes.size()) + (mixed ? " + online synthetic" : ""))
             << " training classes, "
             << r.val_classes.size() << " validation files, episodes of " << B << " x "
             << r.seg_frames << " x " << c.features.n_mels << ", " << backend->num_params()

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <memory>
 #include <random>
 #include <sstream>
 
@@ -257,6 +259,82 @@ TEST(SynthEpisodes, TrainRunsEndToEndAndResumesExactly) {
   auto stats = fsl::read_feature_stats((runs / "straight").string());
   ASSERT_TRUE(stats.count("logmel"));
   EXPECT_GT(stats["logmel"].std, 0);
+}
+
+// `train_param.source: mixed`: the file source on even episodes, the online one on odd ones,
+// each told its share of the epoch; sources of different batch sizes are refused.
+class TaggedSource : public fsl::EpisodeSource {
+ public:
+  TaggedSource(int tag, int batch) : tag_(tag), batch_(batch) {}
+  int batch_size() const override { return batch_; }
+  void start_epoch(int epoch, uint64_t, int num_episodes) override {
+    announced.push_back({epoch, num_episodes});
+    count_ = 0;
+  }
+  void next(float* x, std::vector<int>& labels) override {
+    x[0] = float(tag_);
+    x[1] = float(count_++);
+    labels.assign(size_t(batch_), tag_);
+  }
+  std::vector<std::pair<int, int>> announced;  // (epoch, num_episodes) per start_epoch
+
+ private:
+  int tag_, batch_, count_ = 0;
+};
+
+TEST(SynthEpisodes, MixedSourceAlternatesFilesAndOnline) {
+  auto files = std::make_unique<TaggedSource>(1, 4), online = std::make_unique<TaggedSource>(2, 4);
+  TaggedSource *f = files.get(), *o = online.get();
+  fsl::MixedEpisodeSource mixed(std::move(files), std::move(online));
+  EXPECT_EQ(mixed.batch_size(), 4);
+  std::vector<float> x(2);
+  std::vector<int> labels;
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    mixed.start_epoch(epoch, 0, 5);
+    const float expect[5][2] = {{1, 0}, {2, 0}, {1, 1}, {2, 1}, {1, 2}};
+    for (int i = 0; i < 5; ++i) {
+      mixed.next(x.data(), labels);
+      EXPECT_EQ(x[0], expect[i][0]) << "epoch " << epoch << " episode " << i;
+      EXPECT_EQ(x[1], expect[i][1]) << "epoch " << epoch << " episode " << i;
+      EXPECT_EQ(labels, std::vector<int>(4, int(expect[i][0])));
+    }
+  }
+  EXPECT_EQ(f->announced, (std::vector<std::pair<int, int>>{{0, 3}, {1, 3}}));
+  EXPECT_EQ(o->announced, (std::vector<std::pair<int, int>>{{0, 2}, {1, 2}}));
+  EXPECT_THROW(fsl::MixedEpisodeSource(std::make_unique<TaggedSource>(1, 4),
+                                       std::make_unique<TaggedSource>(2, 8)),
+               fsl::Error);
+}
+
+// fsl_train on `mixed` end to end: training files (tiny synthetic set) plus online episodes.
+TEST(SynthEpisodes, MixedTrainingRunsEndToEnd) {
+  fsl::test::TempDir dir;
+  std::string out;
+  const std::string data = (dir.path / "synth").string();
+  const std::string config = std::string(FSL_TEST_DATA) + "/../../conf/tiny.yaml";
+  ASSERT_EQ(run_command(bin_path("fsl_synth").string() + " --out " + data + " --scale tiny --seed 5",
+                        &out),
+            0)
+      << out;
+  const std::string paths = " path.train_dir=" + data + "/Training_Set path.eval_dir=" + data +
+                            "/Validation_Set path.work_dir=" + (dir.path / "runs").string();
+  ASSERT_EQ(
+      run_command(bin_path("fsl_features").string() + " export " + config + " --split all" + paths,
+                  &out),
+      0)
+      << out;
+  ASSERT_EQ(run_command(bin_path("fsl_train").string() + " " + config + paths +
+                            " exp_name=mixed train_param.source=mixed train_param.num_episodes=4"
+                            " train_param.max_epochs=1 train_param.val_episodes=2",
+                        &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("+ online synthetic"), std::string::npos) << out;
+  EXPECT_TRUE(std::filesystem::exists(dir.path / "runs" / "mixed" / "best.safetensors"));
+  // The checkpoint normalises as the training files do (the online half used their statistics).
+  const auto stats = fsl::read_feature_stats(data + "/Training_Set");
+  auto ckpt = fsl::read_safetensors(dir.path / "runs" / "mixed" / "best.safetensors");
+  EXPECT_FLOAT_EQ(std::stof(ckpt.metadata.at("feature_mean")), float(stats.at("logmel").mean));
 }
 
 }  // namespace

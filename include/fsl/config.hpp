@@ -56,7 +56,7 @@ struct TrainConfig {
   bool negative_train_contrast = true;
   std::string load_weight_from;          // checkpoint path, empty = none
   std::string short_segment = "tile";    // tile | pad
-  std::string source = "files";          // files | synth_online
+  std::string source = "files";          // files | synth_online | mixed (alternating)
   // synth_online ablation: comma-separated randomisations to turn off, any of classes (plain
   // class space), confuser (same-band confusers), callers (other callers), background
   // (bursts, chorus, level swings), channel (EQ, band limits, reverb, gain, clipping), lowrate

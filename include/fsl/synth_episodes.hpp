@@ -112,4 +112,19 @@ class SynthEpisodeSource : public EpisodeSource {
   std::unique_ptr<Pool> pool_;
 };
 
+// `train_param.source: mixed`: episodes alternate between the two sources, the file pool's on
+// even indices of an epoch and the online generator's on odd ones (both normalised with the
+// training files' statistics; see src/train.cpp). Both sources must have the same batch size.
+class MixedEpisodeSource : public EpisodeSource {
+ public:
+  MixedEpisodeSource(std::unique_ptr<EpisodeSource> files, std::unique_ptr<EpisodeSource> online);
+  int batch_size() const override { return files_->batch_size(); }
+  void start_epoch(int epoch, uint64_t epoch_seed, int num_episodes) override;
+  void next(float* x, std::vector<int>& labels) override;
+
+ private:
+  std::unique_ptr<EpisodeSource> files_, online_;
+  long index_ = 0;  // episodes handed out this epoch
+};
+
 }  // namespace fsl
