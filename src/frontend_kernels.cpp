@@ -8,13 +8,6 @@
 
 namespace fsl::fe_kernels {
 
-// The library is built at -O2, whose "very cheap" vectoriser leaves loops that need a scalar
-// remainder unvectorised, and the binary must run on any x86-64 (no global -march). So these
-// functions are compiled at -O3 (the full vectoriser; no -ffast-math, so every value is the
-// same as at -O2) and cloned for AVX2, chosen at load time where the CPU has it, SSE2 elsewhere.
-// GCC's "avx2" target does not enable FMA, so no clone contracts a*b+c differently.
-#define FSL_HOT_LOOP __attribute__((target_clones("avx2", "default"), optimize("O3")))
-
 FSL_HOT_LOOP void window_frame(const float* __restrict x, const double* __restrict window, int n,
                                double* __restrict f) {
   for (int i = 0; i < n; ++i) f[i] = double(x[i]) * window[i];

@@ -10,6 +10,19 @@
 
 namespace fsl::fe_kernels {
 
+// The library is built at -O2, whose "very cheap" vectoriser leaves loops that need a scalar
+// remainder unvectorised, and the binary must run on any x86-64 (no global -march). So the hot
+// functions are compiled at -O3 (the full vectoriser; no -ffast-math) and cloned: with GCC for
+// x86-64-v3 (AVX2 + FMA; a*b+c contracts to one fused multiply-add, so its values differ from
+// the plain clone's in the last bits), chosen at load time where the CPU has it, plain x86-64
+// (SSE2, no FMA) elsewhere. Clang 14 drops an "arch=x86-64-v3" clone silently, so it gets the
+// AVX2 clone without FMA. Either way a given machine always computes the same values.
+#if defined(__clang__)
+#define FSL_HOT_LOOP __attribute__((target_clones("avx2", "default"), optimize("O3")))
+#else
+#define FSL_HOT_LOOP __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("O3")))
+#endif
+
 // ---- 8-float vectors (GCC/Clang vector extensions), shared by frontend_kernels.cpp and
 // frontend_lane_fft.cpp ------------------------------------------------------------------------
 using Float8 = float __attribute__((vector_size(32)));

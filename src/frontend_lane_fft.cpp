@@ -11,10 +11,6 @@
 
 namespace fsl::fe_kernels {
 
-// Built at -O3, cloned for AVX2 and plain SSE2 (GCC splits the 8-float vectors into two SSE
-// halves there), no FMA and no fast-math: both clones do the same IEEE operations per lane.
-#define FSL_HOT_LOOP __attribute__((target_clones("avx2", "default"), optimize("O3")))
-
 // The helpers below pass 8-float vectors by value; they are always inlined, so the ABI note
 // GCC gives for the SSE2 clone (a 32-byte vector argument without AVX) never applies.
 #pragma GCC diagnostic ignored "-Wpsabi"
