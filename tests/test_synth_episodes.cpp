@@ -214,23 +214,32 @@ TEST(SynthEpisodes, MeasuredStatsAreFiniteAndDeterministic) {
 }
 
 // fsl_train with source=synth_online: no training directory, validation on tiny synthetic files.
-TEST(SynthEpisodes, TrainRunsEndToEndAndResumesExactly) {
-  fsl::test::TempDir dir;
+// conf/tiny.yaml, and the tiny synthetic set (seed 5) made under dir/synth with the features of
+// `split` exported; `paths` are the overrides that point the apps at it (runs under dir/runs).
+const std::string kTinyConfig = std::string(FSL_TEST_DATA) + "/../../conf/tiny.yaml";
+void make_tiny_set(const std::filesystem::path& dir, const std::string& train_dir,
+                   const std::string& split, std::string* paths) {
   std::string out;
-  const std::string val = (dir.path / "synth").string();
-  const std::string config = std::string(FSL_TEST_DATA) + "/../../conf/tiny.yaml";
-  ASSERT_EQ(run_command(bin_path("fsl_synth").string() + " --out " + val + " --scale tiny --seed 5",
+  const std::string data = (dir / "synth").string();
+  ASSERT_EQ(run_command(bin_path("fsl_synth").string() + " --out " + data + " --scale tiny --seed 5",
                         &out),
             0)
       << out;
-  const std::string paths = " path.train_dir=" + (dir.path / "absent").string() +
-                            " path.eval_dir=" + val +
-                            "/Validation_Set path.work_dir=" + (dir.path / "runs").string();
-  ASSERT_EQ(
-      run_command(bin_path("fsl_features").string() + " export " + config + " --split val" + paths,
-                  &out),
-      0)
+  *paths = " path.train_dir=" + (train_dir.empty() ? data + "/Training_Set" : train_dir) +
+           " path.eval_dir=" + data + "/Validation_Set path.work_dir=" + (dir / "runs").string();
+  ASSERT_EQ(run_command(bin_path("fsl_features").string() + " export " + kTinyConfig +
+                            " --split " + split + *paths,
+                        &out),
+            0)
       << out;
+}
+
+TEST(SynthEpisodes, TrainRunsEndToEndAndResumesExactly) {
+  fsl::test::TempDir dir;
+  std::string out, paths;
+  const std::string& config = kTinyConfig;
+  make_tiny_set(dir.path, (dir.path / "absent").string(), "val", &paths);
+  if (HasFatalFailure()) return;
   auto train = [&](const std::string& extra) {
     return run_command(bin_path("fsl_train").string() + " " + config + paths +
                            " train_param.source=synth_online train_param.num_episodes=3"
@@ -309,21 +318,11 @@ TEST(SynthEpisodes, MixedSourceAlternatesFilesAndOnline) {
 // fsl_train on `mixed` end to end: training files (tiny synthetic set) plus online episodes.
 TEST(SynthEpisodes, MixedTrainingRunsEndToEnd) {
   fsl::test::TempDir dir;
-  std::string out;
+  std::string out, paths;
   const std::string data = (dir.path / "synth").string();
-  const std::string config = std::string(FSL_TEST_DATA) + "/../../conf/tiny.yaml";
-  ASSERT_EQ(run_command(bin_path("fsl_synth").string() + " --out " + data + " --scale tiny --seed 5",
-                        &out),
-            0)
-      << out;
-  const std::string paths = " path.train_dir=" + data + "/Training_Set path.eval_dir=" + data +
-                            "/Validation_Set path.work_dir=" + (dir.path / "runs").string();
-  ASSERT_EQ(
-      run_command(bin_path("fsl_features").string() + " export " + config + " --split all" + paths,
-                  &out),
-      0)
-      << out;
-  ASSERT_EQ(run_command(bin_path("fsl_train").string() + " " + config + paths +
+  make_tiny_set(dir.path, "", "all", &paths);
+  if (HasFatalFailure()) return;
+  ASSERT_EQ(run_command(bin_path("fsl_train").string() + " " + kTinyConfig + paths +
                             " exp_name=mixed train_param.source=mixed train_param.num_episodes=4"
                             " train_param.max_epochs=1 train_param.val_episodes=2",
                         &out),
