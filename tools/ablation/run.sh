@@ -16,8 +16,12 @@ REAL_DIR=${REAL_DIR:-/work/real64}
 LOG_DIR=${LOG_DIR:-runs/ablation-logs}
 mkdir -p "$LOG_DIR"
 t0=$(date +%s)
+# The table's budget: the session-3 demo's 4 epochs x 50 episodes, 10 validation episodes
+# (conf/demo.yaml has since doubled it); extra overrides come after and win.
+BUDGET=(train_param.max_epochs=4 train_param.patience=4 train_param.val_episodes=10
+        train_param.scheduler_step_size=3)
 "$B/fsl_train" conf/demo.yaml exp_name="abl-$name" train_param.source=synth_online \
-  "train_param.synth_without=$without" "$@" > "$LOG_DIR/$name.train.log" 2>&1 ||
+  "train_param.synth_without=$without" "${BUDGET[@]}" "$@" > "$LOG_DIR/$name.train.log" 2>&1 ||
   { echo "$name: training failed, see $LOG_DIR/$name.train.log"; exit 1; }
 t1=$(date +%s)
 "$B/fsl_eval" conf/demo.yaml exp_name="abl-$name-real" --checkpoint "runs/abl-$name/best.safetensors" \
