@@ -17,8 +17,8 @@ namespace fsl::fe_kernels {
 // the plain clone's in the last bits), chosen at load time where the CPU has it, plain x86-64
 // (SSE2, no FMA) elsewhere. Clang 14 drops an "arch=x86-64-v3" clone silently, so it gets the
 // AVX2 clone without FMA. Either way a given machine always computes the same values.
-#if defined(__clang__)
-#define FSL_HOT_LOOP __attribute__((target_clones("avx2", "default"), optimize("O3")))
+#if defined(__clang__)  // (Clang has no optimize attribute)
+#define FSL_HOT_LOOP __attribute__((target_clones("avx2", "default")))
 #else
 #define FSL_HOT_LOOP __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("O3")))
 #endif
