@@ -123,7 +123,8 @@ FSL_HOT_LOOP void flag_imprecise_frames(const float* __restrict mel_t, int block
 // s = (m - 1) / (m + 1), |s| <= 0.172, by its odd series to s^9 (truncation < 1e-9); e ln 2
 // split into a part exact in float plus a correction. Error, measured exhaustively over every
 // float in [1e-30, 1e30] against the double-precision log: at most 2 ulp of the result
-// (3.9e-6 absolute); log(1e-8) is exact.
+// (3.9e-6 absolute); log(1e-8) is exact. With the FMA clone's contractions (same sweep,
+// compiled for avx2 + fma): at most 1.97 ulp.
 [[gnu::always_inline]] inline float log_positive(float x) {
   const int32_t bits = std::bit_cast<int32_t>(x);
   const int32_t e = (bits - 0x3f3504f3) >> 23;  // 0x3f3504f3 = sqrt(1/2)
@@ -140,7 +141,8 @@ FSL_HOT_LOOP void flag_imprecise_frames(const float* __restrict mel_t, int block
 // log_positive), e^r by its Taylor series to r^7 (truncation < 2e-9 relative), 2^n built in the
 // exponent bits. The rounding uses the 1.5 * 2^23 trick (exact for |y / ln 2| < 2^22) because
 // nearbyint does not vectorise on plain SSE2. Error, measured over every float y in
-// [-87, 87] against the double-precision exp: at most 1.03e-7 relative (< 2 ulp).
+// [-87, 87] against the double-precision exp: at most 1.03e-7 relative (< 2 ulp); with the FMA
+// clone's contractions 7.9e-8.
 [[gnu::always_inline]] inline float exp_small(float y) {
   constexpr float kLog2e = 1.44269504088896341f, kRound = 12582912.0f;  // 1.5 * 2^23
   constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
