@@ -11,8 +11,11 @@
 namespace fsl::detail {
 namespace {
 
-// The mean of the rows `use` of pos (P, D): a positive prototype.
-std::vector<double> mean_of(const std::vector<float>& pos, const std::vector<size_t>& use, int D) {
+// The mean of the rows `use` of pos (P, D): a positive prototype. Empty when pos_k > 0, where
+// positive_distance does not read it.
+std::vector<double> mean_of(const std::vector<float>& pos, const std::vector<size_t>& use, int D,
+                            int pos_k) {
+  if (pos_k > 0) return {};
   std::vector<double> mean(size_t(D), 0.0);
   for (size_t r : use)
     for (int d = 0; d < D; ++d) mean[size_t(d)] += pos[r * D + size_t(d)];
@@ -59,8 +62,8 @@ double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, in
       if (w.pos_shot[r] != w.pos_shot[i]) others.push_back(r);
     if (others.empty()) continue;
     const float* q = w.pos_rows.data() + i * D;
-    const double d_pos = positive_distance(q, w.pos_rows, others, mean_of(w.pos_rows, others, D),
-                                           D, pos_k, scratch);
+    const double d_pos = positive_distance(
+        q, w.pos_rows, others, mean_of(w.pos_rows, others, D, pos_k), D, pos_k, scratch);
     scratch.clear();
     for (size_t j = 0; j < Q; ++j)
       scratch.push_back(squared_distance(q, w.neg_rows.data() + j * D, D));
@@ -72,7 +75,7 @@ double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, in
   std::vector<size_t> all(P);
   for (size_t r = 0; r < P; ++r) all[r] = r;
   // The prototype of every shot: once, not per negative window.
-  const std::vector<double> proto_all = mean_of(w.pos_rows, all, D);
+  const std::vector<double> proto_all = mean_of(w.pos_rows, all, D, pos_k);
   std::vector<double> pos_scratch;
   double neg_sum = 0;
   long neg_n = 0;
