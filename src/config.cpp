@@ -98,6 +98,7 @@ std::vector<Field> schema(Config& c) {
       {"eval.pos_nearest_k", &e.pos_nearest_k},
       {"eval.normalise", &e.normalise, {"train", "file", "file_band"}},
       {"eval.calibrate", &e.calibrate, {"none", "shots"}},
+      {"eval.boundaries", &e.boundaries, {"window", "shots"}},
       {"eval.batch_size", &e.batch_size},
       {"eval.seed", &e.seed},
   };

@@ -61,6 +61,7 @@ PostProcess PostProcess::from(const EvalConfig& e) {
   pp.min_len_frac = e.min_len_frac;
   pp.min_len_s = e.min_len_s;
   pp.merge_gap_s = e.merge_gap_s;
+  pp.fit_to_shots = e.boundaries == "shots";
   return pp;
 }
 
@@ -81,8 +82,18 @@ std::vector<EventSpan> decide_events(const FileScores& s, double threshold, cons
   }
   const double min_len = std::max({pp.min_len_frac * s.shortest_shot_s, pp.min_len_s, s.min_run_s});
   std::vector<EventSpan> kept;
-  for (const auto& r : runs)
-    if (r.end - r.start >= min_len) kept.push_back(r);
+  // A call of length L inside windows of extent W > L turns every window that contains it
+  // positive: the run spans 2W - L. Trimming W - L at each end gives the call back.
+  const double trim = pp.fit_to_shots && s.mean_shot_s > 0 ? s.extent_s - s.mean_shot_s : 0;
+  for (auto r : runs) {
+    if (r.end - r.start < min_len) continue;
+    if (trim > 0) {
+      const double centre = 0.5 * (r.start + r.end);
+      const double len = std::max(s.mean_shot_s, r.end - r.start - 2 * trim);
+      r = {std::max(0.0, centre - 0.5 * len), std::min(s.duration_s, centre + 0.5 * len)};
+    }
+    kept.push_back(r);
+  }
   if (pp.merge_gap_s <= 0 || kept.empty()) return kept;
   std::vector<EventSpan> merged{kept.front()};
   for (size_t i = 1; i < kept.size(); ++i) {

@@ -52,6 +52,9 @@ bool prepare_shots(const DetectFile& file, const Config& cfg, long n_frames,
   }
   std::vector<EventSpan> first(file.pos.begin(), file.pos.begin() + n_shot);
   shots = shot_frames(first, cfg.features.frame_rate(), n_frames);
+  double total = 0;
+  for (const auto& e : first) total += e.end - e.start;
+  result.scores.mean_shot_s = total / n_shot;
   for (const auto& s : shots)
     if (s.length() <= 0) {
       result.warning = file.name + ": a shot lies past the end of the features (" +

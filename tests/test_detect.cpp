@@ -91,7 +91,45 @@ TEST(Detect, PostProcessingMinLengthAndMerge) {
   EXPECT_EQ(fsl::decide_events(s, 0.5, {0.0, 0.0, 0}).size(), 1u);
 }
 
+// eval.boundaries = shots: a 0.03 s call seen through 0.09 s windows at a 0.03 s hop. Every window
+// containing the call [1.00, 1.03] is positive: starts 0.94, 0.97, 1.00, so the run is
+// [0.94, 1.09] (two windows minus the call); trimming 0.06 s at each end gives the call back.
+TEST(Detect, BoundariesFitToShotLength) {
+  fsl::FileScores s;
+  s.name = "a.wav";
+  s.start_s = 0.91;
+  s.step_s = 0.03;
+  s.extent_s = 0.09;
+  s.duration_s = 2.0;
+  s.mean_shot_s = 0.03;
+  s.p = {0.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f,
+         1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 0.f};  // a call, then a long run
+  fsl::PostProcess pp{0, 0, 0};
+  auto plain = fsl::decide_events(s, 0.5, pp);
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_NEAR(plain[0].start, 0.94, 1e-9);
+  EXPECT_NEAR(plain[0].end, 1.09, 1e-9);
+  pp.fit_to_shots = true;
+  auto fit = fsl::decide_events(s, 0.5, pp);
+  ASSERT_EQ(fit.size(), 2u);
+  EXPECT_NEAR(fit[0].start, 1.00, 1e-9);
+  EXPECT_NEAR(fit[0].end, 1.03, 1e-9);
+  // The long run [1.30, 1.66] (windows 13..22) loses 0.06 s at each end: [1.36, 1.60].
+  EXPECT_NEAR(fit[1].start, 1.36, 1e-9);
+  EXPECT_NEAR(fit[1].end, 1.60, 1e-9);
+  // A single positive window is never narrowed below one mean shot length, around its centre.
+  s.p = {0.f, 0.f, 1.f, 0.f};
+  fit = fsl::decide_events(s, 0.5, pp);
+  ASSERT_EQ(fit.size(), 1u);
+  EXPECT_NEAR(fit[0].start, 0.97 + 0.03, 1e-9);
+  EXPECT_NEAR(fit[0].end, 0.97 + 0.06, 1e-9);
+  // Windows no longer than the shots (and the floor's one-frame steps) are left alone.
+  s.mean_shot_s = 0.09;
+  EXPECT_NEAR(fsl::decide_events(s, 0.5, pp)[0].start, 0.97, 1e-9);
+}
+
 TEST(Detect, PredictionsSortedAndCsvHeader) {
+
   fsl::FileScores a, b;
   a.name = "b.wav";
   b.name = "a.wav";
@@ -133,6 +171,9 @@ TEST(Detect, FloorFindsTheLaterBumps) {
   auto r = fsl::detect_frame_prototype(f, cfg);
   ASSERT_TRUE(r.warning.empty()) << r.warning;
   EXPECT_NEAR(r.scores.start_s, std::floor((920 / kFps + 0.025) * kFps) / kFps, 1e-9);
+  double mean_shot = 0;  // the annotated lengths, without the margins
+  for (auto s : kShots) mean_shot += (s.end - s.begin) / kFps / kShots.size();
+  EXPECT_NEAR(r.scores.mean_shot_s, mean_shot, 1e-9);
   auto ev = fsl::decide_events(r.scores, 0.5, fsl::PostProcess::from(cfg.eval));
   ASSERT_EQ(ev.size(), kLater.size());
   for (size_t i = 0; i < ev.size(); ++i) {

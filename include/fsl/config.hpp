@@ -110,6 +110,12 @@ struct EvalConfig {
   // windows' and its negative windows' mean p, leave one out) sits at 0.5. Needs negatives =
   // nearest.
   std::string calibrate = "none";
+  // Event boundaries of a run of positive windows: window = from the first window's start to the
+  // last window's end (the baseline); shots = where the windows are longer than the file's shots,
+  // the run is trimmed by (window - mean shot length) at each end, never below one mean shot
+  // length, around its centre (a call shorter than the window otherwise yields an event about
+  // two windows long, which the metric's IoU >= 0.3 rejects).
+  std::string boundaries = "shots";
   int batch_size = 256;  // windows embedded at once
   int seed = 0;
 };

@@ -63,6 +63,7 @@ struct FileScores {
   double duration_s = 0;       // file length; events are clipped to it
   double shortest_shot_s = 0;  // with margins
   double min_run_s = 0;        // method's own minimum event length (floor: half shortest shot)
+  double mean_shot_s = 0;      // mean annotated length of the shots (0 = unknown)
 };
 
 // The result of running a method on one file.
@@ -127,12 +128,15 @@ struct PostProcess {
   double min_len_frac = 0.3;  // of the shortest shot
   double min_len_s = 0.05;
   double merge_gap_s = 0.0;  // 0 = no merging
+  bool fit_to_shots = false;  // eval.boundaries = shots
   static PostProcess from(const EvalConfig& e);
 };
 
 // Runs of p > threshold become events [start + first*step, start + last*step + extent], clipped
 // to the file; events shorter than max(min_len_frac * shortest shot, min_len_s, min_run_s) are
-// dropped, then events separated by less than merge_gap_s are merged.
+// dropped, then events separated by less than merge_gap_s are merged. With fit_to_shots and a
+// step extent longer than the mean shot, each kept run [on, off] is first narrowed around its
+// centre to max(mean shot, off - on - 2 * (extent - mean shot)).
 std::vector<EventSpan> decide_events(const FileScores& s, double threshold, const PostProcess& pp);
 
 // Every file's events at one threshold (the metric's Prediction, start_text = the CSV's text),
