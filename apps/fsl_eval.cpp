@@ -68,11 +68,10 @@ std::unique_ptr<fsl::Embedder> make_embedder(const fsl::Config& c, std::string c
 }
 
 
-// One method over every file: p per file, then thresholds, CSVs, scores.json and the table.
-// Returns the best threshold's scores (empty subsets on the test split).
-fsl::Scores run_method(const fsl::Config& c, const std::vector<fsl::DetectFile>& inputs,
-                       double hours, fsl::Embedder* embedder, const std::string& split,
-                       double threshold, const fs::path& eval_dir) {
+// One method over every file: p per file (saved as <eval_dir>/file_scores.txt).
+std::vector<fsl::FileScores> detect_all(const fsl::Config& c,
+                                        const std::vector<fsl::DetectFile>& inputs, double hours,
+                                        fsl::Embedder* embedder, const fs::path& eval_dir) {
   std::vector<fsl::FileScores> scores;
   long skipped = 0, silent = 0;
   {
@@ -94,7 +93,16 @@ fsl::Scores run_method(const fsl::Config& c, const std::vector<fsl::DetectFile>&
   }
   std::cerr << "detect: " << inputs.size() << " files, " << skipped << " skipped (fewer than "
             << fsl::kDetectionShots << " POS), " << silent << " without predictions\n";
+  fs::create_directories(eval_dir);
+  fsl::atomic_write_text(eval_dir / "file_scores.txt", fsl::file_scores_text(scores));
+  return scores;
+}
 
+// Thresholds, CSVs, scores.json and the table over every file's p. Returns the best threshold's
+// scores (empty subsets on the test split).
+fsl::Scores decide_and_score(const fsl::Config& c, const std::vector<fsl::FileScores>& scores,
+                             const std::string& split, double threshold,
+                             const fs::path& eval_dir) {
   const bool scored = split == "val";
   std::vector<double> thresholds;
   if (threshold >= 0)
@@ -159,6 +167,7 @@ int main(int argc, char** argv) {
   std::string checkpoint, split = "val";
   double threshold = -1;
   bool with_floor = false;
+  std::string from_scores;
   fsl::add_config_args(app, args);
   app.add_option("--checkpoint", checkpoint,
                  "encoder checkpoint (default run_dir/best.safetensors)");
@@ -169,6 +178,13 @@ int main(int argc, char** argv) {
   app.add_flag("--with-floor", with_floor,
                "also run the no-training floor (frame prototypes) on the same files and print "
                "both F-measures side by side");
+  app.add_option("--from-scores", from_scores,
+                 "skip detection: read every file's p from a file_scores.txt that an earlier "
+                 "fsl_eval wrote (run_dir/eval/), and redo only thresholds and post-processing "
+                 "(eval.min_len_*, merge_gap_s, boundaries) with this config")
+      ->check(CLI::ExistingFile)
+      ->excludes("--with-floor")
+      ->excludes("--checkpoint");
 
   return fsl::run_app(app, argc, argv, [&]() -> int {
     fsl::Config c;
@@ -177,15 +193,23 @@ int main(int argc, char** argv) {
     if (dir.empty())
       fsl::fail("split '", split, "': ", split == "val" ? "path.eval_dir" : "path.test_dir",
                 " is not set");
+    const fs::path eval_dir = fs::path(c.run_dir()) / "eval";
+    if (!from_scores.empty()) {
+      auto scores = fsl::parse_file_scores(fsl::read_text(from_scores), from_scores);
+      decide_and_score(c, scores, split, threshold, eval_dir);
+      return 0;
+    }
     double hours = 0;
     auto inputs = detect_inputs(c, dir, split, &hours);
     std::unique_ptr<fsl::Embedder> embedder;
     if (c.eval.method == "encoder") embedder = make_embedder(c, checkpoint);
-    const fs::path eval_dir = fs::path(c.run_dir()) / "eval";
-    auto main_run = run_method(c, inputs, hours, embedder.get(), split, threshold, eval_dir);
+    auto main_run = decide_and_score(
+        c, detect_all(c, inputs, hours, embedder.get(), eval_dir), split, threshold, eval_dir);
     if (with_floor && c.eval.method == "encoder" && split == "val") {
       std::cout << "\n-- no-training floor (eval.method=frame_prototype) on the same files --\n";
-      auto floor_run = run_method(c, inputs, hours, nullptr, split, threshold, eval_dir / "floor");
+      const fs::path floor_dir = eval_dir / "floor";
+      auto floor_run = decide_and_score(c, detect_all(c, inputs, hours, nullptr, floor_dir),
+                                        split, threshold, floor_dir);
       print_comparison(main_run, floor_run);
     }
     return 0;

@@ -310,6 +310,59 @@ TEST(Detect, FilesWithoutBackgroundOrTailOrShotsGetNoPredictions) {
   }
 }
 
+// fsl_eval --from-scores: the saved p and timing come back exactly (floats print with 9
+// significant digits, doubles with 17), and post-processing on them gives the same events.
+TEST(Detect, FileScoresRoundTripAndErrors) {
+  fsl::FileScores a, b;
+  a.name = "a.wav";
+  a.start_s = 1.0 / 3.0;
+  a.step_s = 256.0 / 22050.0;
+  a.extent_s = 8 * a.step_s;
+  a.duration_s = 12.345678901234;
+  a.shortest_shot_s = 0.0731;
+  a.min_run_s = 0.01;
+  a.mean_shot_s = 0.0312;
+  a.p = {0.f, 0.1234567f, 1.f, 0.999999f, 1e-8f, 1e-42f};  // and a denormal
+  b.name = "silent.wav";  // a file without predictions keeps an empty p
+  const auto back = fsl::parse_file_scores(fsl::file_scores_text({a, b}), "scores.txt");
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].name, "a.wav");
+  EXPECT_EQ(back[0].p, a.p);
+  for (auto [x, y] : {std::pair{back[0].start_s, a.start_s}, {back[0].step_s, a.step_s},
+                      {back[0].extent_s, a.extent_s}, {back[0].duration_s, a.duration_s},
+                      {back[0].shortest_shot_s, a.shortest_shot_s},
+                      {back[0].min_run_s, a.min_run_s}, {back[0].mean_shot_s, a.mean_shot_s}})
+    EXPECT_EQ(x, y);
+  EXPECT_EQ(back[1].name, "silent.wav");
+  EXPECT_TRUE(back[1].p.empty());
+  fsl::PostProcess pp{0.3, 0.05, 0, true};
+  EXPECT_EQ(fsl::predictions_csv(fsl::predictions_at(back, 0.5, pp)),
+            fsl::predictions_csv(fsl::predictions_at({a, b}, 0.5, pp)));
+
+  auto error_of = [](const std::string& text) -> std::string {
+    try {
+      fsl::parse_file_scores(text, "s.txt");
+    } catch (const fsl::Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const std::string head = "fsl-file-scores v1\n";
+  EXPECT_NE(error_of("name 1 2\n").find("s.txt:1: not an fsl scores file"), std::string::npos);
+  EXPECT_NE(error_of(head + "a.wav 0 0.1 0.1 5 0.1 0 0.1\n0.5\n").find("s.txt:2:"),
+            std::string::npos);  // the count is missing
+  EXPECT_NE(error_of(head + "a.wav 0 0.1 0.1 5 0.1 0 0.1 3\n").find("s.txt:3: the p values"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "a.wav 0 0.1 0.1 5 0.1 0 0.1 3\n0.5 0.2\n").find("s.txt:3: a.wav"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "a.wav 0 0.1 0.1 5 0.1 0 0.1 2\n0.5 nan\n").find("finite"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "a.wav 0 0.1 0.1 5 0.1 0 0.1 1\n0.5 0.2\n").find("more than 1"),
+            std::string::npos);
+  b.name = "two words.wav";
+  EXPECT_THROW(fsl::file_scores_text({b}), fsl::Error);
+}
+
 TEST(Detect, FloorProbabilitiesAreFiniteOnConstantFeatures) {
   // Every bin constant: z-scores are 0 everywhere (std 0 handled), p = 0.5, never NaN.
   fsl::test::TempDir dir;
@@ -454,6 +507,23 @@ TEST(Detect, EvalAppWritesCsvAndScoresAndNamesMissingFeatures) {
   EXPECT_NEAR(csv[1].start, 20.0, 0.03);
   auto json = fsl::read_text(dir / "runs/default/eval/0.50/scores.json");
   EXPECT_NE(json.find("\"tp\": 3, \"fp\": 0, \"fn\": 0"), std::string::npos) << json;
+  // --from-scores: the saved p rescored without detection gives the same CSV; a stricter
+  // minimum length (longer than every 0.5 s event) drops them all.
+  const auto saved = dir / "runs/default/eval/file_scores.txt";
+  ASSERT_TRUE(std::filesystem::exists(saved));
+  const std::string first_csv = fsl::read_text(dir / "runs/default/eval/0.50/Eval_out.csv");
+  out.clear();
+  ASSERT_EQ(fsl::test::run_command(cmd + " exp_name=again --threshold 0.5 --from-scores " +
+                                       saved.string(), &out), 0) << out;
+  EXPECT_EQ(fsl::read_text(dir / "runs/again/eval/0.50/Eval_out.csv"), first_csv);
+  out.clear();
+  ASSERT_EQ(fsl::test::run_command(cmd + " exp_name=again --threshold 0.5 eval.min_len_s=0.8 " +
+                                       "--from-scores " + saved.string(), &out), 0) << out;
+  EXPECT_EQ(fsl::read_predictions((dir / "runs/again/eval/0.50/Eval_out.csv").string()).size(),
+            0u);
+  out.clear();
+  EXPECT_EQ(fsl::test::run_command(cmd + " --from-scores " + (dir / "nope.txt").string(), &out), 1);
+  EXPECT_NE(out.find("nope.txt"), std::string::npos) << out;
   // The test split: CSV only.
   out.clear();
   ASSERT_EQ(fsl::test::run_command(cmd + " --split test eval.threshold=0.35", &out), 0) << out;

@@ -139,6 +139,14 @@ struct PostProcess {
 // centre to max(mean shot, off - on - 2 * (extent - mean shot)).
 std::vector<EventSpan> decide_events(const FileScores& s, double threshold, const PostProcess& pp);
 
+// Every file's p with its timing, as text (one header line, then per file a line of
+// `name start_s step_s extent_s duration_s shortest_shot_s min_run_s mean_shot_s n` and a line of
+// its n values of p), so post-processing can be rerun without the encoder (fsl_eval
+// --from-scores). Names must not contain whitespace.
+std::string file_scores_text(const std::vector<FileScores>& files);
+// Parses file_scores_text's format; an error names `origin`, the line and what is wrong.
+std::vector<FileScores> parse_file_scores(const std::string& text, const std::string& origin);
+
 // Every file's events at one threshold (the metric's Prediction, start_text = the CSV's text),
 // sorted by file then onset.
 std::vector<Prediction> predictions_at(const std::vector<FileScores>& files, double threshold,
