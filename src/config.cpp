@@ -91,6 +91,7 @@ std::vector<Field> schema(Config& c) {
       {"eval.min_len_frac", &e.min_len_frac},
       {"eval.min_len_s", &e.min_len_s},
       {"eval.merge_gap_s", &e.merge_gap_s},
+      {"eval.merge_overlaps", &e.merge_overlaps},
       {"eval.neg_iterations", &e.neg_iterations},
       {"eval.neg_windows", &e.neg_windows},
       {"eval.negatives", &e.negatives, {"prototypes", "nearest"}},

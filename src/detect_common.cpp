@@ -63,6 +63,7 @@ PostProcess PostProcess::from(const EvalConfig& e) {
   pp.min_len_s = e.min_len_s;
   pp.merge_gap_s = e.merge_gap_s;
   pp.fit_to_shots = e.boundaries == "shots";
+  pp.merge_overlaps = e.merge_overlaps;
   return pp;
 }
 
@@ -95,7 +96,9 @@ std::vector<EventSpan> decide_events(const FileScores& s, double threshold, cons
     }
     kept.push_back(r);
   }
-  if (pp.merge_gap_s <= 0 || kept.empty()) return kept;
+  // Overlapping events are one (runs of windows longer than their hop overlap when the gap
+  // between the runs is shorter than a window).
+  if ((pp.merge_gap_s <= 0 && !pp.merge_overlaps) || kept.empty()) return kept;
   std::vector<EventSpan> merged{kept.front()};
   for (size_t i = 1; i < kept.size(); ++i) {
     if (kept[i].start - merged.back().end < pp.merge_gap_s)

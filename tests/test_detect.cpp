@@ -128,6 +128,28 @@ TEST(Detect, BoundariesFitToShotLength) {
   EXPECT_NEAR(fsl::decide_events(s, 0.5, pp)[0].start, 0.97, 1e-9);
 }
 
+// eval.merge_overlaps: runs of 0.3 s windows at a 0.1 s hop with one negative window between
+// them give events [1.0, 1.5] and [1.4, 1.8], which overlap: one event. Runs farther apart than
+// a window stay two.
+TEST(Detect, OverlappingEventsMerge) {
+  fsl::FileScores s;
+  s.name = "a.wav";
+  s.start_s = 1.0;
+  s.step_s = 0.1;
+  s.extent_s = 0.3;
+  s.duration_s = 10;
+  s.p = {1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 0};  // windows 0-2, 4-5, 10
+  fsl::PostProcess pp{0, 0, 0};
+  ASSERT_EQ(fsl::decide_events(s, 0.5, pp).size(), 3u);
+  pp.merge_overlaps = true;
+  auto ev = fsl::decide_events(s, 0.5, pp);
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_NEAR(ev[0].start, 1.0, 1e-9);
+  EXPECT_NEAR(ev[0].end, 1.8, 1e-9);  // window 5 ends at 1.5 + 0.3
+  EXPECT_NEAR(ev[1].start, 2.0, 1e-9);
+  EXPECT_NEAR(ev[1].end, 2.3, 1e-9);
+}
+
 TEST(Detect, PredictionsSortedAndCsvHeader) {
 
   fsl::FileScores a, b;

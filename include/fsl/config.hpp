@@ -90,6 +90,7 @@ struct EvalConfig {
   double min_len_frac = 0.3;     // drop events shorter than this fraction of the shortest shot
   double min_len_s = 0.05;       // and shorter than this many seconds
   double merge_gap_s = 0.0;      // merge events closer than this (0 = off)
+  bool merge_overlaps = true;    // merge events that overlap each other (encoder windows)
   int neg_iterations = 3;
   int neg_windows = 150;
   // prototypes: p = softmax(-d_pos, -d_neg) per negative prototype (the mean of neg_windows

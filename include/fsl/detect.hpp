@@ -129,6 +129,7 @@ struct PostProcess {
   double min_len_s = 0.05;
   double merge_gap_s = 0.0;  // 0 = no merging
   bool fit_to_shots = false;  // eval.boundaries = shots
+  bool merge_overlaps = false;  // merge events that overlap (windows longer than their hop)
   static PostProcess from(const EvalConfig& e);
 };
 
