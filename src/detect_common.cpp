@@ -57,6 +57,11 @@ std::vector<long> shot_window_starts(FrameSpan shot, int seg, int hop) {
   return starts;
 }
 
+double frame_start_time(long frame, const Config& cfg) {
+  const double shift = cfg.eval.frame_times == "centre" ? 0.5 : 0.0;
+  return std::max(0.0, (double(frame) - shift) / cfg.features.frame_rate());
+}
+
 PostProcess PostProcess::from(const EvalConfig& e) {
   PostProcess pp;
   pp.min_len_frac = e.min_len_frac;

@@ -226,7 +226,7 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
   }
 
   FileScores& sc = result.scores;
-  sc.start_s = q0 / fps;
+  sc.start_s = frame_start_time(q0, cfg);
   sc.step_s = hop / fps;
   sc.extent_s = seg / fps;
   sc.duration_s = n / fps;

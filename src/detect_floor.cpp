@@ -153,7 +153,7 @@ FileResult detect_frame_prototype(const DetectFile& file, const Config& cfg) {
   for (const auto& s : shots) shortest = std::min(shortest, s.length());
   FileScores& sc = result.scores;
   sc.p = moving_average(p, std::max(1, static_cast<int>(std::lround(shortest / 2.0))));
-  sc.start_s = q0 / fps;
+  sc.start_s = frame_start_time(q0, cfg);
   sc.step_s = 1.0 / fps;
   sc.extent_s = 1.0 / fps;
   sc.duration_s = n / fps;

@@ -192,10 +192,16 @@ TEST(Detect, FloorFindsTheLaterBumps) {
   auto cfg = test_config();
   auto r = fsl::detect_frame_prototype(f, cfg);
   ASSERT_TRUE(r.warning.empty()) << r.warning;
-  EXPECT_NEAR(r.scores.start_s, std::floor((920 / kFps + 0.025) * kFps) / kFps, 1e-9);
+  // Frame times are frame centres: the first query frame starts half a frame earlier.
+  EXPECT_NEAR(r.scores.start_s, (std::floor((920 / kFps + 0.025) * kFps) - 0.5) / kFps, 1e-9);
   double mean_shot = 0;  // the annotated lengths, without the margins
   for (auto s : kShots) mean_shot += (s.end - s.begin) / kFps / kShots.size();
   EXPECT_NEAR(r.scores.mean_shot_s, mean_shot, 1e-9);
+  auto start_cfg = cfg;  // the baseline's convention: frame t at t hops
+  start_cfg.eval.frame_times = "start";
+  EXPECT_NEAR(fsl::detect_frame_prototype(f, start_cfg).scores.start_s,
+              std::floor((920 / kFps + 0.025) * kFps) / kFps, 1e-9);
+  EXPECT_EQ(fsl::frame_start_time(0, cfg), 0.0);  // never before the file's start
   auto ev = fsl::decide_events(r.scores, 0.5, fsl::PostProcess::from(cfg.eval));
   ASSERT_EQ(ev.size(), kLater.size());
   for (size_t i = 0; i < ev.size(); ++i) {
@@ -217,7 +223,7 @@ TEST(Detect, EmbedderPathMatchesHandComputedProbabilities) {
   ASSERT_TRUE(r.warning.empty()) << r.warning;
   const int seg = 20, hop = 6;  // max_len 20 < 30 -> seg 20, hop 20 / 3
   const long q0 = 920, n = 2500;
-  EXPECT_NEAR(r.scores.start_s, q0 / kFps, 1e-9);
+  EXPECT_NEAR(r.scores.start_s, (q0 - 0.5) / kFps, 1e-9);  // eval.frame_times = centre
   EXPECT_NEAR(r.scores.step_s, hop * 256.0 / 22050.0, 1e-12);
   EXPECT_NEAR(r.scores.extent_s, seg * 256.0 / 22050.0, 1e-12);
   const long n_query = (n - q0 - seg + hop - 1) / hop + 1;

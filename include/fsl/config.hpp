@@ -117,6 +117,10 @@ struct EvalConfig {
   // length, around its centre (a call shorter than the window otherwise yields an event about
   // two windows long, which the metric's IoU >= 0.3 rejects).
   std::string boundaries = "shots";
+  // Time of a feature frame in the output: centre = frame t covers [t - 1/2, t + 1/2) hops (the
+  // STFT's frames are centred on t * hop_mel, so a run of frames [a, b) starts at (a - 1/2) hops);
+  // start = t hops (the baseline's onset = index * hop / sr, half a frame late).
+  std::string frame_times = "centre";
   int batch_size = 256;  // windows embedded at once
   int seed = 0;
 };

@@ -140,6 +140,9 @@ struct PostProcess {
 // centre to max(mean shot, off - on - 2 * (extent - mean shot)).
 std::vector<EventSpan> decide_events(const FileScores& s, double threshold, const PostProcess& pp);
 
+// The output time of the start of feature frame `frame` (eval.frame_times).
+double frame_start_time(long frame, const Config& cfg);
+
 // Every file's p with its timing, as text (one header line, then per file a line of
 // `name start_s step_s extent_s duration_s shortest_shot_s min_run_s mean_shot_s n` and a line of
 // its n values of p), so post-processing can be rerun without the encoder (fsl_eval
