@@ -47,13 +47,19 @@ TEST(Detect, ShotWindowsEndAlignedAndTiled) {
   EXPECT_EQ(fsl::shot_window_starts({10, 15}, 8, 2), (std::vector<long>{10}));
 }
 
-TEST(Detect, OnsetsFromRunsOfWindows) {
+// Scores of "a.wav" whose p[i] covers [start + i * step, start + i * step + extent].
+static fsl::FileScores timed_scores(double start, double step, double extent, double duration) {
   fsl::FileScores s;
   s.name = "a.wav";
-  s.start_s = 10;
-  s.step_s = 0.1;
-  s.extent_s = 0.3;
-  s.duration_s = 11.0;
+  s.start_s = start;
+  s.step_s = step;
+  s.extent_s = extent;
+  s.duration_s = duration;
+  return s;
+}
+
+TEST(Detect, OnsetsFromRunsOfWindows) {
+  auto s = timed_scores(10, 0.1, 0.3, 11.0);
   s.p = {0.1f, 0.9f, 0.7f, 0.2f, 0.5f, 0.6f, 0.9f, 0.99f};
   fsl::PostProcess none{0, 0, 0};
   auto ev = fsl::decide_events(s, 0.5, none);  // strictly above: 0.5 itself is not positive
@@ -95,12 +101,7 @@ TEST(Detect, PostProcessingMinLengthAndMerge) {
 // containing the call [1.00, 1.03] is positive: starts 0.94, 0.97, 1.00, so the run is
 // [0.94, 1.09] (two windows minus the call); trimming 0.06 s at each end gives the call back.
 TEST(Detect, BoundariesFitToShotLength) {
-  fsl::FileScores s;
-  s.name = "a.wav";
-  s.start_s = 0.91;
-  s.step_s = 0.03;
-  s.extent_s = 0.09;
-  s.duration_s = 2.0;
+  auto s = timed_scores(0.91, 0.03, 0.09, 2.0);
   s.mean_shot_s = 0.03;
   s.p = {0.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f,
          1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 0.f};  // a call, then a long run
@@ -132,12 +133,7 @@ TEST(Detect, BoundariesFitToShotLength) {
 // them give events [1.0, 1.5] and [1.4, 1.8], which overlap: one event. Runs farther apart than
 // a window stay two.
 TEST(Detect, OverlappingEventsMerge) {
-  fsl::FileScores s;
-  s.name = "a.wav";
-  s.start_s = 1.0;
-  s.step_s = 0.1;
-  s.extent_s = 0.3;
-  s.duration_s = 10;
+  auto s = timed_scores(1.0, 0.1, 0.3, 10);
   s.p = {1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 0};  // windows 0-2, 4-5, 10
   fsl::PostProcess pp{0, 0, 0};
   ASSERT_EQ(fsl::decide_events(s, 0.5, pp).size(), 3u);
