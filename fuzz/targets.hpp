@@ -15,6 +15,7 @@
 
 #include "fsl/annotations.hpp"
 #include "fsl/config.hpp"
+#include "fsl/detect.hpp"
 #include "fsl/error.hpp"
 #include "fsl/metric.hpp"
 #include "fsl/npy.hpp"
@@ -96,6 +97,28 @@ inline void predictions_one(const uint8_t* data, size_t size) {
   try {
     fsl::read_predictions(write_temp(data, size, "pred", "pred.csv"));
   } catch (const fsl::Error&) {
+  }
+}
+
+// fsl_eval --from-scores' parser; scores that parse must decide events and print back to scores
+// that parse the same.
+inline void file_scores_one(const uint8_t* data, size_t size) {
+  std::vector<fsl::FileScores> files;
+  try {
+    files = fsl::parse_file_scores(std::string(reinterpret_cast<const char*>(data), size),
+                                   "fuzz_scores.txt");
+  } catch (const fsl::Error&) {
+    return;
+  }
+  fsl::PostProcess pp;
+  pp.fit_to_shots = pp.merge_overlaps = true;
+  for (const auto& f : files) (void)fsl::decide_events(f, 0.5, pp);
+  try {
+    auto back = fsl::parse_file_scores(fsl::file_scores_text(files), "fuzz-roundtrip.txt");
+    if (back.size() != files.size()) __builtin_trap();
+    for (size_t i = 0; i < files.size(); ++i)
+      if (back[i].p != files[i].p) __builtin_trap();
+  } catch (const fsl::Error&) {  // e.g. a name with whitespace cannot be written back
   }
 }
 

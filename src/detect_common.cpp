@@ -323,6 +323,10 @@ std::vector<FileScores> parse_file_scores(const std::string& text, const std::st
     if (!std::getline(in, line))
       fail(origin, ":", line_no + 1, ": the p values of ", f.name, " are missing");
     ++line_no;
+    // Each value takes at least two characters with its separator: a count beyond that is wrong
+    // (and must not allocate).
+    if (size_t(n) > (line.size() + 1) / 2)
+      fail(origin, ":", line_no, ": ", f.name, ": expected ", n, " finite values of p");
     // strtof, not >>: a stream fails on denormal values, which p near 0 can be.
     f.p.resize(size_t(n));
     const char* cursor = line.c_str();

@@ -94,7 +94,8 @@ TEST(BadInput, FuzzCorpusReplaysCleanly) {
       {"fuzz_npy", fsl::fuzz::npy_one},
       {"fuzz_config", fsl::fuzz::config_one},
       {"fuzz_safetensors", fsl::fuzz::safetensors_one},
-      {"fuzz_predictions", fsl::fuzz::predictions_one}};
+      {"fuzz_predictions", fsl::fuzz::predictions_one},
+      {"fuzz_file_scores", fsl::fuzz::file_scores_one}};
   for (const auto& [name, run_one] : targets) {
     int n = 0;
     for (const auto& e : fs::directory_iterator(corpus / name)) {
