@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
   app.add_option("--from-scores", from_scores,
                  "skip detection: read every file's p from a file_scores.txt that an earlier "
                  "fsl_eval wrote (run_dir/eval/), and redo only thresholds and post-processing "
-                 "(eval.min_len_*, merge_gap_s, boundaries) with this config")
+                 "(eval.min_len_*, merge_gap_s, merge_overlaps, boundaries) with this config")
       ->check(CLI::ExistingFile)
       ->excludes("--with-floor")
       ->excludes("--checkpoint");
