@@ -90,8 +90,11 @@ std::vector<EventSpan> decide_events(const FileScores& s, double threshold, cons
   const double min_len = std::max({pp.min_len_frac * s.shortest_shot_s, pp.min_len_s, s.min_run_s});
   std::vector<EventSpan> kept;
   // A call of length L inside windows of extent W > L turns every window that contains it
-  // positive: the run spans 2W - L. Trimming W - L at each end gives the call back.
-  const double trim = pp.fit_to_shots && s.mean_shot_s > 0 ? s.extent_s - s.mean_shot_s : 0;
+  // positive: the run spans 2W - L. Trimming W - L at each end gives the call back. Only for
+  // overlapping windows (extent > step): the floor's frames are left as they are.
+  const bool windows = s.extent_s > s.step_s;
+  const double trim =
+      pp.fit_to_shots && windows && s.mean_shot_s > 0 ? s.extent_s - s.mean_shot_s : 0;
   for (auto r : runs) {
     if (r.end - r.start < min_len) continue;
     if (trim > 0) {

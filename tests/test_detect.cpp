@@ -124,9 +124,14 @@ TEST(Detect, BoundariesFitToShotLength) {
   ASSERT_EQ(fit.size(), 1u);
   EXPECT_NEAR(fit[0].start, 0.97 + 0.03, 1e-9);
   EXPECT_NEAR(fit[0].end, 0.97 + 0.06, 1e-9);
-  // Windows no longer than the shots (and the floor's one-frame steps) are left alone.
+  // Windows no longer than the shots are left alone, and so are steps that do not overlap (the
+  // floor's frames), even around shots shorter than a step.
   s.mean_shot_s = 0.09;
   EXPECT_NEAR(fsl::decide_events(s, 0.5, pp)[0].start, 0.97, 1e-9);
+  s.mean_shot_s = 0.01;
+  s.extent_s = s.step_s;
+  EXPECT_NEAR(fsl::decide_events(s, 0.5, pp)[0].start, 0.97, 1e-9);
+  EXPECT_NEAR(fsl::decide_events(s, 0.5, pp)[0].end, 1.00, 1e-9);
 }
 
 // eval.merge_overlaps: runs of 0.3 s windows at a 0.1 s hop with one negative window between

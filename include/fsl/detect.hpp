@@ -136,9 +136,9 @@ struct PostProcess {
 // Runs of p > threshold become events [start + first*step, start + last*step + extent], clipped
 // to the file; events shorter than max(min_len_frac * shortest shot, min_len_s, min_run_s) are
 // dropped, then events separated by less than merge_gap_s (or overlapping, with merge_overlaps)
-// are merged. With fit_to_shots and a
-// step extent longer than the mean shot, each kept run [on, off] is first narrowed around its
-// centre to max(mean shot, off - on - 2 * (extent - mean shot)).
+// are merged. With fit_to_shots and overlapping steps (extent > step: encoder windows) longer
+// than the mean shot, each kept run [on, off] is first narrowed around its centre to
+// max(mean shot, off - on - 2 * (extent - mean shot)).
 std::vector<EventSpan> decide_events(const FileScores& s, double threshold, const PostProcess& pp);
 
 // The output time of the start of feature frame `frame` (eval.frame_times).
