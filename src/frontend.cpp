@@ -3,6 +3,7 @@
 #include <fftw3.h>  // double (fftw_*): the fallback STFT; the float path is frontend_lane_fft.cpp
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -111,8 +112,8 @@ struct Frontend::Impl {
   // numbers (real parts = even samples, imaginary parts = odd samples), frame j in lane j.
   std::unique_ptr<fe_kernels::LaneFftPlan> lane_plan;
   std::vector<float> lanes;       // (n_fft/2, 2, 8)
-  std::vector<float> edge_rows;   // (8, n_fft): frames that reach past the signal, padded
-  std::vector<float> zero_row;    // (n_fft): the rows of a last group past the block's end
+  std::vector<float> ring;        // (ring_rows, 8): the lanes' input rows (fill_ring_rows)
+  std::vector<float> edge_row;    // (n_fft): a double frame that reaches past the signal, padded
   std::vector<float> energy;      // (kBlockFrames) frame_energy
   std::vector<float> power_d;     // (nb): a fallback frame's spectrum
   std::vector<int> needs_double;  // (kBlockFrames)
@@ -125,7 +126,8 @@ struct Frontend::Impl {
   // touched 32 KiB of lines per group: with the 32 KiB FFT buffer, more than L1 holds).
   std::vector<float> power_g;
   std::vector<float> mel_t;       // (n_mels, kBlockFrames)
-  std::vector<float> mel;         // (kBlockFrames, n_mels)
+  std::vector<float> log_t;       // (n_mels, kBlockFrames) log of mel_t
+  std::vector<float> mel;         // (kBlockFrames, n_mels) PCEN's input rows
   fftw_plan plan_d = nullptr;
 };
 
@@ -167,8 +169,9 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
   if (fe_kernels::LaneFftPlan::supports(h))
     s.lane_plan = std::make_unique<fe_kernels::LaneFftPlan>(h);
   s.lanes.resize(size_t(h) * 2 * kGroupFrames);
-  s.edge_rows.resize(size_t(kGroupFrames) * p.n_fft);
-  s.zero_row.assign(p.n_fft, 0.0f);
+  // A power of two > n_fft + 7 rows: a group's n_fft rows plus the 8 being written.
+  s.ring.resize(std::bit_ceil(size_t(p.n_fft) + 8) * kGroupFrames);
+  s.edge_row.resize(p.n_fft);
   s.energy.resize(kBlockFrames);
   s.needs_double.resize(kBlockFrames);
   s.power_d.resize(s.nb);
@@ -176,7 +179,8 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
   s.spec_d = fftw_alloc<fftw_complex>(h);
   s.scratch_d.resize(2 * size_t(h));
   s.power_g.resize(size_t(kBlockFrames) * s.nb);
-  s.mel_t.resize(size_t(kBlockFrames) * p.n_mels);
+  s.mel_t.assign(size_t(kBlockFrames) * p.n_mels, 0.0f);
+  s.log_t.resize(size_t(kBlockFrames) * p.n_mels);
   s.mel.resize(size_t(kBlockFrames) * p.n_mels);
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   // FFTW_ESTIMATE: deterministic plan choice, so features are bit-identical run to run.
@@ -231,35 +235,39 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
   float* pcen = nullptr;
   if (req.logmel) logmel = (out["logmel"] = std::vector<float>(n_frames * n_mels)).data();
   if (req.pcen) pcen = (out["pcen"] = std::vector<float>(n_frames * n_mels)).data();
-
-  // PCEN smoother state per mel band, in double as scipy.signal.lfilter runs it.
-  const double smoother = fm::pcen_smoother_coef(p_.pcen_time_constant, p_.sr, double(p_.pcen_hop));
-  std::vector<double> smooth(n_mels, fm::pcen_smoother_init());
-  std::vector<float> smooth_f(n_mels), agc(n_mels);
-  const fm::PcenParams pp{float(p_.pcen_gain), float(p_.pcen_bias), float(p_.pcen_power),
-                          float(p_.pcen_eps)};
-  // PCEN reads the mel of x * 2^32: the power spectrum scales by exactly 2^64.
-  const float pcen_scale = std::ldexp(1.0f, 64);
   const float log_eps = float(p_.log_eps);
   const long long len = static_cast<long long>(n);
   double_frames_ = 0;
 
-  for (size_t t0 = 0; t0 < n_frames; t0 += kBlockFrames) {
-    const int block = int(std::min<size_t>(kBlockFrames, n_frames - t0));
-    // Frame t starts at sample t*hop - n_fft/2 of the signal.
-    auto frame_start = [&](int b) { return static_cast<long long>(t0 + b) * p_.hop - h; };
-    // The float STFT needs n_fft / 2 a power of two (the lane FFT); else every frame is double.
-    const bool float_stft = p_.stft != StftPath::double_only && s.lane_plan;
-    std::fill(s.needs_double.begin(), s.needs_double.end(), !float_stft);
+  // The frames are cut into 8 runs of frames_per_lane consecutive frames, run j in lane j: group
+  // c holds frames c + j frames_per_lane, j < 8, read from rows [c hop, c hop + n_fft) of the
+  // ring (fe_kernels::fill_ring_rows), so each group costs hop new rows, not 8 frames' transposes.
+  // A block is kBlockFrames / 8 consecutive groups; column b of a block is lane b % 8 of its group
+  // b / 8. Frames past n_frames (the last lanes' runs may be short) are computed and dropped.
+  const long long frames_per_lane = (static_cast<long long>(n_frames) + kGroupFrames - 1) / kGroupFrames;
+  const long long lane_offset = frames_per_lane * p_.hop;
+  auto frame_of = [&](long long c0, int b) {
+    return c0 + b / kGroupFrames + (b % kGroupFrames) * frames_per_lane;
+  };
+  // The float STFT needs n_fft / 2 a power of two (the lane FFT); else every frame is double.
+  const bool float_stft = p_.stft != StftPath::double_only && s.lane_plan;
+  long long ring_filled = 0;  // rows [0, ring_filled) have been written to the ring
+  const int ring_rows = int(s.ring.size() / kGroupFrames);
+
+  for (long long c0 = 0; c0 < frames_per_lane; c0 += kBlockFrames / kGroupFrames) {
+    const int block =
+        int(std::min<long long>(kBlockFrames / kGroupFrames, frames_per_lane - c0)) * kGroupFrames;
+    for (int b = 0; b < block; ++b)
+      s.needs_double[b] = !float_stft && frame_of(c0, b) < static_cast<long long>(n_frames);
     if (float_stft) {
       for (int g = 0; g < block; g += kGroupFrames) {
-        const float* rows[kGroupFrames];
-        for (int j = 0; j < kGroupFrames; ++j)
-          rows[j] = g + j < block ? frame_at(x, len, frame_start(g + j), n_fft, p_.reflect_pad,
-                                             s.edge_rows.data() + size_t(j) * n_fft)
-                                  : s.zero_row.data();  // transformed too, and ignored
-        fe_kernels::window_frames_8(rows, s.window_f.data(), n_fft, s.lane_plan->position.data(),
-                                    s.lanes.data(), s.energy.data() + g);
+        const long long start = (c0 + g / kGroupFrames) * p_.hop;  // the group's first row
+        for (; ring_filled < start + n_fft; ring_filled += 8)
+          fe_kernels::fill_ring_rows(x, len, h, p_.reflect_pad, lane_offset, ring_filled,
+                                     s.ring.data(), ring_rows);
+        fe_kernels::window_ring_8(s.ring.data(), ring_rows, start, s.window_f.data(), n_fft,
+                                  s.lane_plan->position.data(), s.lanes.data(),
+                                  s.energy.data() + g);
         fe_kernels::lane_fft(*s.lane_plan, s.lanes.data());
         fe_kernels::power_from_lane_fft(s.lanes.data(), h, s.twiddle_re_f.data(),
                                         s.twiddle_im_f.data(), s.power_g.data() + size_t(g) * nb,
@@ -267,18 +275,20 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       }
       fe_kernels::mel_project(s.power_g.data(), block, kBlockFrames, s.filterbank.data(), nb,
                               s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
-      if (p_.stft == StftPath::automatic)
+      if (p_.stft == StftPath::automatic) {
         fe_kernels::flag_imprecise_frames(s.mel_t.data(), block, kBlockFrames, n_mels,
                                           s.band_weight.data(), s.energy.data(), kFloatFloor,
                                           s.needs_double.data());
+        for (int b = 0; b < block; ++b)  // frames past the end are never redone
+          s.needs_double[b] &= frame_of(c0, b) < static_cast<long long>(n_frames);
+      }
     }
     bool any_double = false;
     for (int b = 0; b < block; ++b) {  // the double STFT, one frame (column b) at a time
       if (!s.needs_double[b]) continue;
-      // edge_rows is free here: the float groups of this block are done.
-      fe_kernels::window_frame(
-          frame_at(x, len, frame_start(b), n_fft, p_.reflect_pad, s.edge_rows.data()),
-          s.window_d.data(), n_fft, s.frame_d.get());
+      fe_kernels::window_frame(frame_at(x, len, frame_of(c0, b) * p_.hop - h, n_fft,
+                                        p_.reflect_pad, s.edge_row.data()),
+                               s.window_d.data(), n_fft, s.frame_d.get());
       fftw_execute(s.plan_d);
       fe_kernels::power_from_half_length_fft(&s.spec_d[0][0], h, s.twiddle_re_d.data(),
                                              s.twiddle_im_d.data(), s.scratch_d.data(),
@@ -289,39 +299,68 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       any_double = true;
       ++double_frames_;
     }
-    if (any_double)  // every column again: a column's sums do not depend on the others
+    if (any_double || !float_stft)  // every column again: a column's sums do not depend on the others
       fe_kernels::mel_project(s.power_g.data(), block, kBlockFrames, s.filterbank.data(), nb,
                               s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
-    // (n_mels, kBlockFrames) -> (kBlockFrames, n_mels), 8 bands at a time; rows past `block`
-    // are ignored.
-    int m0 = 0;
-    for (; m0 + 8 <= n_mels; m0 += 8)
-      fe_kernels::transpose_8_rows(s.mel_t.data() + size_t(m0) * kBlockFrames, kBlockFrames,
-                                   s.mel.data() + m0, n_mels);
-    for (int b = 0; b < block; ++b)
-      for (int m = m0; m < n_mels; ++m)
-        s.mel[size_t(b) * n_mels + m] = s.mel_t[size_t(m) * kBlockFrames + b];
     // Same values as fm::log_mel (the GPU's formula) to about 1 ulp, for the whole block.
     if (logmel)
-      fe_kernels::log_mel_rows(s.mel.data(), size_t(block) * n_mels, log_eps,
-                               logmel + t0 * size_t(n_mels));
-    if (pcen && pp.power == 0.5f && pp.bias > 0.0f) {
+      fe_kernels::log_mel_rows(s.mel_t.data(), size_t(n_mels) * kBlockFrames, log_eps,
+                               s.log_t.data());
+    // Each group's 8 columns to their frames' rows: log mel to logmel; the mel itself to pcen,
+    // which the smoother pass below turns into PCEN in frame order.
+    for (int g = 0; g < block; g += kGroupFrames) {
+      float* rows[kGroupFrames];
+      auto point_rows = [&](float* base) {
+        for (int j = 0; j < kGroupFrames; ++j) {
+          const long long t = frame_of(c0, g + j);
+          rows[j] = t < static_cast<long long>(n_frames) ? base + size_t(t) * n_mels : nullptr;
+        }
+      };
+      if (logmel) {
+        point_rows(logmel);
+        fe_kernels::scatter_8_columns(s.log_t.data(), kBlockFrames, n_mels, g, rows);
+      }
+      if (pcen) {
+        point_rows(pcen);
+        fe_kernels::scatter_8_columns(s.mel_t.data(), kBlockFrames, n_mels, g, rows);
+      }
+    }
+  }
+  if (pcen) pcen_from_mel(pcen, n_frames);
+  return out;
+}
+
+// PCEN in place over (n_frames, n_mels) mel rows, in frame order: the smoother carries each
+// band's state from frame to frame. Rows go through s.mel, kBlockFrames at a time.
+void Frontend::pcen_from_mel(float* rows, size_t n_frames) {
+  Impl& s = *impl_;
+  const int n_mels = p_.n_mels;
+  // PCEN smoother state per mel band, in double as scipy.signal.lfilter runs it.
+  const double smoother = fm::pcen_smoother_coef(p_.pcen_time_constant, p_.sr, double(p_.pcen_hop));
+  std::vector<double> smooth(n_mels, fm::pcen_smoother_init());
+  std::vector<float> smooth_f(n_mels), agc(n_mels);
+  const fm::PcenParams pp{float(p_.pcen_gain), float(p_.pcen_bias), float(p_.pcen_power),
+                          float(p_.pcen_eps)};
+  // PCEN reads the mel of x * 2^32: the power spectrum scales by exactly 2^64.
+  const float pcen_scale = std::ldexp(1.0f, 64);
+  for (size_t t0 = 0; t0 < n_frames; t0 += kBlockFrames) {
+    const int block = int(std::min<size_t>(kBlockFrames, n_frames - t0));
+    float* pcen = rows + t0 * size_t(n_mels);
+    std::copy(pcen, pcen + size_t(block) * n_mels, s.mel.data());
+    if (pp.power == 0.5f && pp.bias > 0.0f) {
       fe_kernels::pcen_sqrt_rows(s.mel.data(), block, n_mels, pcen_scale, smoother, pp,
-                                 smooth.data(), smooth_f.data(), agc.data(),
-                                 pcen + t0 * size_t(n_mels));
-    } else if (pcen) {  // other PCEN parameters: the per-element formula as written
+                                 smooth.data(), smooth_f.data(), agc.data(), pcen);
+    } else {  // other PCEN parameters: the per-element formula as written
       for (int b = 0; b < block; ++b) {
         const float* mel = s.mel.data() + size_t(b) * n_mels;
-        const size_t row = (t0 + b) * size_t(n_mels);
         for (int m = 0; m < n_mels; ++m) {
           const float e = mel[m] * pcen_scale;
           smooth[m] = fm::pcen_smoother_step(smooth[m], e, smoother);
-          pcen[row + m] = fm::pcen_value(e, float(smooth[m]), pp);
+          pcen[size_t(b) * n_mels + m] = fm::pcen_value(e, float(smooth[m]), pp);
         }
       }
     }
   }
-  return out;
 }
 
 }  // namespace fsl

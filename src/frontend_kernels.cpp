@@ -73,7 +73,9 @@ FSL_HOT_LOOP void transpose_8_rows(const float* __restrict rows, int len, float*
 
 // Frames are the inner, contiguous loop: the bands are 1-40 bins long, too short to vectorise
 // over, but every band does the same work for all frames of the block. The sum over k runs in
-// the same order for every column, so a column's result does not depend on `block`.
+// the same order for every column, and whole groups of 8 columns all take vector sums, so a
+// column's result does not depend on `block` where block is a multiple of 8 (the front end's
+// always are; a scalar remainder may round differently: contractions differ).
 FSL_HOT_LOOP void mel_project(const float* __restrict power_g, int block, int stride,
                               const float* __restrict filterbank, int nb, const int* lo,
                               const int* hi, int n_mels, float* __restrict mel_t) {
@@ -96,6 +98,16 @@ FSL_HOT_LOOP void mel_project(const float* __restrict power_g, int block, int st
         }
       }
       std::memcpy(acc + b0, sum, sizeof(sum));
+    }
+    for (; b0 + 8 <= block; b0 += 8) {  // a group: the same sums, one vector
+      Float8 sum = {};
+      const float* __restrict pk = power_g + size_t(b0 / 8) * group_size + size_t(lo[m]) * 8;
+      for (int k = lo[m]; k < hi[m]; ++k, pk += 8) {
+        Float8 p;
+        std::memcpy(&p, pk, sizeof(p));
+        sum += filterbank[size_t(m) * nb + k] * p;
+      }
+      std::memcpy(acc + b0, &sum, sizeof(sum));
     }
     for (int b = b0; b < block; ++b) {  // the last block's last columns
       const float* __restrict pb = power_g + size_t(b / 8) * group_size + b % 8;

@@ -116,6 +116,26 @@ struct LaneFftPlan {
 void window_frames_8(const float* const* rows, const float* window, int n, const int* position,
                      float* lanes, float* energy);
 
+// The float STFT's input, by lanes: lane j of row r is sample r + j * lane_offset of the padded
+// signal (x padded by `pad` samples at each end, with zeros or numpy's reflection), so that row
+// range [c hop, c hop + n_fft) holds frames c + j frames_per_lane (lane_offset = frames_per_lane
+// hop) of every lane: 8 frames as 8 columns with no transpose per frame. Rows are kept in a ring
+// of `ring_rows` rows (a power of two, > n_fft + 7), row r at (r & (ring_rows - 1)) * 8.
+// fill_ring_rows writes rows [r0, r0 + 8), r0 a multiple of 8: one 8 x 8 transpose where all 8
+// lanes lie inside x, else element by element through fm::pad_source_index.
+void fill_ring_rows(const float* x, long long len, long long pad, bool reflect,
+                    long long lane_offset, long long r0, float* ring, int ring_rows);
+
+// window_frames_8 from ring rows [start, start + n) (the 8 lanes' frames): times window,
+// into lanes at plan.position, with each frame's energy summed exactly as window_frames_8 sums it
+// (so both give the same values, bit for bit).
+void window_ring_8(const float* ring, int ring_rows, long long start, const float* window, int n,
+                   const int* position, float* lanes, float* energy);
+
+// Columns col0 .. col0 + 7 of mel_t (n_mels, stride) as 8 rows: rows[j][m] = mel_t[m][col0 + j],
+// m < n_mels, for each j with rows[j] != nullptr.
+void scatter_8_columns(const float* mel_t, int stride, int n_mels, int col0, float* const* rows);
+
 // In place: lanes (input at plan.position) -> the 8 frames' length-h forward DFTs, in order.
 void lane_fft(const LaneFftPlan& plan, float* lanes);
 

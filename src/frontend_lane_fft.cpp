@@ -184,6 +184,64 @@ FSL_HOT_LOOP void window_frames_8(const float* const* rows, const float* __restr
   store8(energy, ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
 }
 
+FSL_HOT_LOOP void fill_ring_rows(const float* __restrict x, long long len, long long pad,
+                                 bool reflect, long long lane_offset, long long r0,
+                                 float* __restrict ring, int ring_rows) {
+  float* __restrict out = ring + size_t(r0 & (ring_rows - 1)) * 8;  // rows r0 .. r0 + 7
+  bool inside = true;
+  for (int j = 0; j < 8; ++j) {
+    const long long s = r0 + j * lane_offset - pad;
+    inside = inside && s >= 0 && s + 8 <= len;
+  }
+  if (inside) {
+    Float8 r[8], t[8];
+    for (int j = 0; j < 8; ++j) r[j] = FSL_LOAD8(x + (r0 + j * lane_offset - pad));
+    transpose8x8(r, t);
+    for (int k = 0; k < 8; ++k) store8(out + 8 * k, t[k]);
+    return;
+  }
+  for (int j = 0; j < 8; ++j)
+    for (int k = 0; k < 8; ++k) {
+      const long long i = fm::pad_source_index(r0 + k + j * lane_offset - pad, len, reflect);
+      out[8 * k + j] = i < 0 ? 0.0f : x[i];
+    }
+}
+
+FSL_HOT_LOOP void window_ring_8(const float* __restrict ring, int ring_rows, long long start,
+                                const float* __restrict window, int n,
+                                const int* __restrict position, float* __restrict lanes,
+                                float* __restrict energy) {
+  const long long mask = ring_rows - 1;
+  Float8 acc[8] = {};
+  for (int i = 0; i < n; i += 8) {
+    Float8 t[8];
+    for (int k = 0; k < 8; ++k) t[k] = FSL_LOAD8(ring + ((start + i + k) & mask) * 8) * window[i + k];
+    for (int k = 0; k < 8; ++k) acc[k] += t[k] * t[k];
+    const int* point = position + i / 2;
+    for (int k = 0; k < 4; ++k) {
+      float* p = lanes + 16 * size_t(point[k]);
+      store8(p, t[2 * k]);
+      store8(p + 8, t[2 * k + 1]);
+    }
+  }
+  store8(energy, ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+}
+
+FSL_HOT_LOOP void scatter_8_columns(const float* __restrict mel_t, int stride, int n_mels,
+                                    int col0, float* const* rows) {
+  int m0 = 0;
+  for (; m0 + 8 <= n_mels; m0 += 8) {
+    Float8 r[8], c[8];
+    for (int k = 0; k < 8; ++k) r[k] = FSL_LOAD8(mel_t + size_t(m0 + k) * stride + col0);
+    transpose8x8(r, c);
+    for (int j = 0; j < 8; ++j)
+      if (rows[j]) store8(rows[j] + m0, c[j]);
+  }
+  for (; m0 < n_mels; ++m0)
+    for (int j = 0; j < 8; ++j)
+      if (rows[j]) rows[j][m0] = mel_t[size_t(m0) * stride + col0 + j];
+}
+
 FSL_HOT_LOOP void lane_fft(const LaneFftPlan& plan, float* __restrict lanes) {
   const int h = plan.h;
   int m = 1;

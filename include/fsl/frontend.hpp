@@ -70,6 +70,8 @@ class Frontend {
   size_t double_frames() const { return double_frames_; }
 
  private:
+  void pcen_from_mel(float* rows, size_t n_frames);
+
   struct Impl;
   FrontendParams p_;
   std::unique_ptr<Impl> impl_;
