@@ -262,16 +262,23 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     if (float_stft) {
       for (int g = 0; g < block; g += kGroupFrames) {
         const long long start = (c0 + g / kGroupFrames) * p_.hop;  // the group's first row
-        for (; ring_filled < start + n_fft; ring_filled += 8)
-          fe_kernels::fill_ring_rows(x, len, h, p_.reflect_pad, lane_offset, ring_filled,
+        if (ring_filled < start + n_fft) {  // the rows this group needs, 8 at a time
+          const long long upto = (start + n_fft + 7) / 8 * 8;
+          fe_kernels::fill_ring_rows(x, len, h, p_.reflect_pad, lane_offset, ring_filled, upto,
                                      s.ring.data(), ring_rows);
-        fe_kernels::window_ring_8(s.ring.data(), ring_rows, start, s.window_f.data(), n_fft,
-                                  s.lane_plan->position.data(), s.lanes.data(),
-                                  s.energy.data() + g);
-        fe_kernels::lane_fft(*s.lane_plan, s.lanes.data());
+          ring_filled = upto;
+        }
+        if (s.lane_plan->fuses_window()) {
+          fe_kernels::lane_fft_from_ring(*s.lane_plan, s.ring.data(), ring_rows, start,
+                                         s.window_f.data(), s.lanes.data());
+        } else {
+          fe_kernels::window_ring_8(s.ring.data(), ring_rows, start, s.window_f.data(), n_fft,
+                                    s.lane_plan->position.data(), s.lanes.data());
+          fe_kernels::lane_fft(*s.lane_plan, s.lanes.data());
+        }
         fe_kernels::power_from_lane_fft(s.lanes.data(), h, s.twiddle_re_f.data(),
                                         s.twiddle_im_f.data(), s.power_g.data() + size_t(g) * nb,
-                                        kGroupFrames);
+                                        kGroupFrames, s.energy.data() + g);
       }
       fe_kernels::mel_project(s.power_g.data(), block, kBlockFrames, s.filterbank.data(), nb,
                               s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());

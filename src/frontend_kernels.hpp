@@ -101,36 +101,30 @@ void pcen_sqrt_rows(const float* mel, int block, int n_mels, float scale, double
 struct LaneFftPlan {
   explicit LaneFftPlan(int h);
   static bool supports(int h);  // h a power of two >= 8
+  bool fuses_window() const { return !radices.empty() && radices[0] == 8; }
   int h;
   std::vector<int> radices;              // per pass: 2 or 4 (first pass only), else 8
   std::vector<int> position;             // (h) where point n of the input goes (digits reversed)
+  std::vector<int> input;                // (h) the input point at position p (position's inverse)
   std::vector<int> pass_twiddle_offset;  // per pass, into twiddle_re / twiddle_im
   std::vector<float> twiddle_re, twiddle_im;  // per radix-8 pass with m > 1: (m, 7)
 };
 
-// 8 frames rows[j] (n = 2h samples each) times window, read as h complex points
-// (even sample, odd sample) into lanes at plan.position. energy: (8) each windowed frame's
-// sum of f[i]^2 (by Parseval the mean of |X[k]|^2 over all n bins), in float with 8 running
-// partial sums (i mod 8) added as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)): a fixed
-// order, so the same frame always gives the same value.
-void window_frames_8(const float* const* rows, const float* window, int n, const int* position,
-                     float* lanes, float* energy);
-
 // The float STFT's input, by lanes: lane j of row r is sample r + j * lane_offset of the padded
-// signal (x padded by `pad` samples at each end, with zeros or numpy's reflection), so that row
-// range [c hop, c hop + n_fft) holds frames c + j frames_per_lane (lane_offset = frames_per_lane
-// hop) of every lane: 8 frames as 8 columns with no transpose per frame. Rows are kept in a ring
-// of `ring_rows` rows (a power of two, > n_fft + 7), row r at (r & (ring_rows - 1)) * 8.
-// fill_ring_rows writes rows [r0, r0 + 8), r0 a multiple of 8: one 8 x 8 transpose where all 8
-// lanes lie inside x, else element by element through fm::pad_source_index.
+// signal (x padded by `pad` samples at each end, with zeros or numpy's reflection), so that rows
+// [c hop, c hop + n_fft) hold frames c + j frames_per_lane (lane_offset = frames_per_lane hop)
+// of the 8 lanes: 8 frames as 8 columns with no transpose per frame. Rows are kept in a ring of
+// `ring_rows` rows (a power of two, > n_fft + 7), row r at (r & (ring_rows - 1)) * 8.
+// fill_ring_rows writes rows [r0, r1), r0 and r1 multiples of 8, 8 at a time: one 8 x 8
+// transpose where all 8 lanes lie inside x, else element by element through
+// fm::pad_source_index.
 void fill_ring_rows(const float* x, long long len, long long pad, bool reflect,
-                    long long lane_offset, long long r0, float* ring, int ring_rows);
+                    long long lane_offset, long long r0, long long r1, float* ring, int ring_rows);
 
-// window_frames_8 from ring rows [start, start + n) (the 8 lanes' frames): times window,
-// into lanes at plan.position, with each frame's energy summed exactly as window_frames_8 sums it
-// (so both give the same values, bit for bit).
+// The 8 lanes' frames, ring rows [start, start + n) (n = 2h samples each), times window, read as
+// h complex points (even sample, odd sample) into lanes at plan.position: lane_fft's input.
 void window_ring_8(const float* ring, int ring_rows, long long start, const float* window, int n,
-                   const int* position, float* lanes, float* energy);
+                   const int* position, float* lanes);
 
 // Columns col0 .. col0 + 7 of mel_t (n_mels, stride) as 8 rows: rows[j][m] = mel_t[m][col0 + j],
 // m < n_mels, for each j with rows[j] != nullptr.
@@ -139,9 +133,18 @@ void scatter_8_columns(const float* mel_t, int stride, int n_mels, int col0, flo
 // In place: lanes (input at plan.position) -> the 8 frames' length-h forward DFTs, in order.
 void lane_fft(const LaneFftPlan& plan, float* lanes);
 
+// window_ring_8 then lane_fft in one: the same values, bit for bit (the same products and sums),
+// written to lanes once. Only for plans whose first pass is radix 8 (fuses_window: h a power
+// of 8, e.g. n_fft 1024).
+void lane_fft_from_ring(const LaneFftPlan& plan, const float* ring, int ring_rows,
+                        long long start, const float* window, float* lanes);
+
 // power_from_half_length_fft on the 8 frames of lanes (their DFTs, in order): |X[k]|^2 of
-// frame j into power[k * stride + j], k = 0..h. twiddle_re, twiddle_im as there.
+// frame j into power[k * stride + j], k = 0..h. twiddle_re, twiddle_im as there. energy: (8)
+// each frame's mean |X[k]|^2 over all n = 2h bins (bins h + 1 .. n - 1 mirror 1 .. h - 1), by
+// Parseval its sum of squared windowed samples, summed in a fixed order (so the same frame
+// always gives the same value).
 void power_from_lane_fft(const float* lanes, int h, const float* twiddle_re,
-                         const float* twiddle_im, float* power, int stride);
+                         const float* twiddle_im, float* power, int stride, float* energy);
 
 }  // namespace fsl::fe_kernels

@@ -3,6 +3,7 @@
 // arithmetic on 8-float vectors: no shuffles inside the transform (FFTW's SIMD codelets
 // vectorise along the transform and shuffle for every complex product; its plans for
 // 8 transforms interleaved by frame loop over the frames instead: 1.27 us per frame vs 0.48).
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -71,20 +72,13 @@ constexpr float kSqrtHalf = 0.70710678118654752440f;
   a2 = s02 - s13;
   a3 = d02 - d13;
 }
-// One radix-8 butterfly in place: the points at base + q m, q < 8, times the twiddles
-// w[q - 1] (q >= 1; none where Twiddled is false), then their 8-point DFT y[r] =
-// sum_q a[q] exp(-2 pi i q r / 8). Even outputs are the 4-point DFT of b[q] = a[q] + a[q+4],
+// One radix-8 butterfly: the 8 points load(q), q < 8, to their 8-point DFT y[r] =
+// sum_q a[q] exp(-2 pi i q r / 8), stored in lanes at base + r m. Even outputs are the 4-point DFT of b[q] = a[q] + a[q+4],
 // odd outputs that of w8^q c[q], c[q] = a[q] - a[q+4], w8 = exp(-2 pi i / 8). Written in the
 // order that keeps the fewest vectors live (16 registers hold only 8 complex vectors): the
 // q = 0, 2 half first, reduced to 4 complex values, then the q = 1, 3 half, then the outputs.
-template <bool Twiddled>
-[[gnu::always_inline]] inline void radix8(float* lanes, int base, int m, const float* wr,
-                                          const float* wi) {
-  auto load = [&](int q) {
-    const Complex8 a = load_point(lanes, base + q * m);
-    if (!Twiddled || q == 0) return a;
-    return times(a, wr[q - 1], wi[q - 1]);
-  };
+template <typename Load>
+[[gnu::always_inline]] inline void radix8_from(Load&& load, float* lanes, int base, int m) {
   auto store = [&](int r, Complex8 y) { store_point(lanes, base + r * m, y); };
   Complex8 even_s, even_d, odd_s, odd_d;  // from q = 0, 2: b0 +- b2, c0 +- (-i c2)
   {
@@ -118,6 +112,34 @@ template <bool Twiddled>
   store(7, odd_d - d13);
 }
 
+// radix8_from on points of lanes: the points at base + q m, q < 8, times the twiddles
+// w[q - 1] (q >= 1; none where Twiddled is false).
+template <bool Twiddled>
+[[gnu::always_inline]] inline void radix8(float* lanes, int base, int m, const float* wr,
+                                          const float* wi) {
+  radix8_from(
+      [&](int q) {
+        const Complex8 a = load_point(lanes, base + q * m);
+        if (!Twiddled || q == 0) return a;
+        return times(a, wr[q - 1], wi[q - 1]);
+      },
+      lanes, base, m);
+}
+
+// Radix-8 pass s of plan (combining sub-DFTs of length m), over all of lanes.
+[[gnu::always_inline]] inline void radix8_pass(const LaneFftPlan& plan, size_t s, int m,
+                                               float* lanes) {
+  const float* tw_re = plan.twiddle_re.data() + plan.pass_twiddle_offset[s];
+  const float* tw_im = plan.twiddle_im.data() + plan.pass_twiddle_offset[s];
+  for (int g = 0; g < plan.h; g += 8 * m)
+    for (int j = 0; j < m; ++j) {
+      if (m == 1)
+        radix8<false>(lanes, g + j, m, nullptr, nullptr);
+      else
+        radix8<true>(lanes, g + j, m, tw_re + 7 * j, tw_im + 7 * j);
+    }
+}
+
 }  // namespace
 
 LaneFftPlan::LaneFftPlan(int h_) : h(h_) {
@@ -142,6 +164,8 @@ LaneFftPlan::LaneFftPlan(int h_) : h(h_) {
       self(self, pos_base + q * len, n_base + q * stride, stride * r, passes - 1);
   };
   place(place, 0, 0, 1, int(radices.size()));
+  input.assign(h, 0);
+  for (int n = 0; n < h; ++n) input[position[n]] = n;
   // Pass s (radix 8, combining sub-DFTs of length m into length 8m): twiddles
   // exp(-2 pi i r j / (8m)), r = 1..7, j < m, in double rounded to float.
   int m = 1;
@@ -160,71 +184,49 @@ LaneFftPlan::LaneFftPlan(int h_) : h(h_) {
 
 bool LaneFftPlan::supports(int h) { return h >= 8 && (h & (h - 1)) == 0; }
 
-FSL_HOT_LOOP void window_frames_8(const float* const* rows, const float* __restrict window, int n,
-                                  const int* __restrict position, float* __restrict lanes,
-                                  float* __restrict energy) {
-  Float8 acc[8] = {};
-  for (int i = 0; i < n; i += 8) {
-    const Float8 w = FSL_LOAD8(window + i);
-    Float8 r[8], t[8];
-    for (int j = 0; j < 8; ++j) r[j] = FSL_LOAD8(rows[j] + i) * w;
-    // The next group's frames read 8 hops further on: its 2n new samples (8 hops for
-    // n_fft 1024, hop 256) are fetched from memory while this group computes, one line per step.
-    __builtin_prefetch(rows[7] + n + 2 * i);
-    transpose8x8(r, t);  // t[k]: sample i + k of the 8 frames
-    for (int k = 0; k < 8; ++k) acc[k] += t[k] * t[k];
-    const int* point = position + i / 2;
-    for (int k = 0; k < 4; ++k) {  // (even, odd) samples = (re, im) of point i / 2 + k
-      float* p = lanes + 16 * size_t(point[k]);
-      store8(p, t[2 * k]);
-      store8(p + 8, t[2 * k + 1]);
-    }
-  }
-  // Each frame's 8 partial sums (sample index mod 8), added as frame_energy adds them.
-  store8(energy, ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
-}
+constexpr long long kAhead = 1024;  // samples: 4 KiB, 4 groups at hop 256
 
 FSL_HOT_LOOP void fill_ring_rows(const float* __restrict x, long long len, long long pad,
-                                 bool reflect, long long lane_offset, long long r0,
+                                 bool reflect, long long lane_offset, long long r0, long long r1,
                                  float* __restrict ring, int ring_rows) {
-  float* __restrict out = ring + size_t(r0 & (ring_rows - 1)) * 8;  // rows r0 .. r0 + 7
-  bool inside = true;
-  for (int j = 0; j < 8; ++j) {
-    const long long s = r0 + j * lane_offset - pad;
-    inside = inside && s >= 0 && s + 8 <= len;
-  }
-  if (inside) {
-    Float8 r[8], t[8];
-    for (int j = 0; j < 8; ++j) r[j] = FSL_LOAD8(x + (r0 + j * lane_offset - pad));
-    transpose8x8(r, t);
-    for (int k = 0; k < 8; ++k) store8(out + 8 * k, t[k]);
-    return;
-  }
-  for (int j = 0; j < 8; ++j)
-    for (int k = 0; k < 8; ++k) {
-      const long long i = fm::pad_source_index(r0 + k + j * lane_offset - pad, len, reflect);
-      out[8 * k + j] = i < 0 ? 0.0f : x[i];
+  const long long mask = ring_rows - 1;
+  for (long long r = r0; r < r1; r += 8) {
+    float* __restrict out = ring + size_t(r & mask) * 8;  // rows r .. r + 7
+    const long long first = r - pad, last = r + 7 * lane_offset - pad;  // lanes 0 and 7
+    if (first >= 0 && last + 8 <= len) {
+      Float8 v[8], t[8];
+      for (int j = 0; j < 8; ++j) v[j] = FSL_LOAD8(x + (first + j * lane_offset));
+      // 8 streams far apart: each lane's samples a few groups ahead are fetched meanwhile
+      // (prefetching never faults, even past the end of x).
+      for (int j = 0; j < 8; ++j) __builtin_prefetch(x + (first + j * lane_offset + kAhead));
+      transpose8x8(v, t);
+      store8(out, t[0]);
+      store8(out + 8, t[1]);
+      store8(out + 16, t[2]);
+      store8(out + 24, t[3]);
+      store8(out + 32, t[4]);
+      store8(out + 40, t[5]);
+      store8(out + 48, t[6]);
+      store8(out + 56, t[7]);
+      continue;
     }
+    for (int j = 0; j < 8; ++j)
+      for (int k = 0; k < 8; ++k) {
+        const long long i = fm::pad_source_index(r + k + j * lane_offset - pad, len, reflect);
+        out[8 * k + j] = i < 0 ? 0.0f : x[i];
+      }
+  }
 }
 
 FSL_HOT_LOOP void window_ring_8(const float* __restrict ring, int ring_rows, long long start,
                                 const float* __restrict window, int n,
-                                const int* __restrict position, float* __restrict lanes,
-                                float* __restrict energy) {
+                                const int* __restrict position, float* __restrict lanes) {
   const long long mask = ring_rows - 1;
-  Float8 acc[8] = {};
-  for (int i = 0; i < n; i += 8) {
-    Float8 t[8];
-    for (int k = 0; k < 8; ++k) t[k] = FSL_LOAD8(ring + ((start + i + k) & mask) * 8) * window[i + k];
-    for (int k = 0; k < 8; ++k) acc[k] += t[k] * t[k];
-    const int* point = position + i / 2;
-    for (int k = 0; k < 4; ++k) {
-      float* p = lanes + 16 * size_t(point[k]);
-      store8(p, t[2 * k]);
-      store8(p + 8, t[2 * k + 1]);
-    }
+  for (int i = 0; i < n; i += 2) {  // (even, odd) samples = (re, im) of point i / 2
+    float* p = lanes + 16 * size_t(position[i / 2]);
+    store8(p, FSL_LOAD8(ring + ((start + i) & mask) * 8) * window[i]);
+    store8(p + 8, FSL_LOAD8(ring + ((start + i + 1) & mask) * 8) * window[i + 1]);
   }
-  store8(energy, ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
 }
 
 FSL_HOT_LOOP void scatter_8_columns(const float* __restrict mel_t, int stride, int n_mels,
@@ -247,8 +249,6 @@ FSL_HOT_LOOP void lane_fft(const LaneFftPlan& plan, float* __restrict lanes) {
   int m = 1;
   for (size_t s = 0; s < plan.radices.size(); ++s) {
     const int r = plan.radices[s];
-    const float* tw_re = plan.twiddle_re.data() + plan.pass_twiddle_offset[s];
-    const float* tw_im = plan.twiddle_im.data() + plan.pass_twiddle_offset[s];
     if (r != 8) {  // the first pass (m = 1): no twiddles
       for (int g = 0; g < h; g += r) {
         Complex8 a[4];
@@ -260,16 +260,40 @@ FSL_HOT_LOOP void lane_fft(const LaneFftPlan& plan, float* __restrict lanes) {
         for (int q = 0; q < r; ++q) store_point(lanes, g + q, a[q]);
       }
     } else {
-      for (int g = 0; g < h; g += 8 * m)
-        for (int j = 0; j < m; ++j) {
-          if (m == 1)
-            radix8<false>(lanes, g + j, m, nullptr, nullptr);
-          else
-            radix8<true>(lanes, g + j, m, tw_re + 7 * j, tw_im + 7 * j);
-        }
+      radix8_pass(plan, s, m, lanes);
     }
     m *= r;
   }
+}
+
+// The first pass reads its points from the ring, windowed (as window_ring_8 would place them),
+// and the first two passes run one 64-point sub-block (4 KiB of lanes) at a time, so the
+// sub-block stays in L1 between them: the lanes are written once by the first two passes
+// instead of by the window step, then read and written by each pass.
+FSL_HOT_LOOP void lane_fft_from_ring(const LaneFftPlan& plan, const float* __restrict ring,
+                                     int ring_rows, long long start,
+                                     const float* __restrict window, float* __restrict lanes) {
+  const int h = plan.h;
+  const long long mask = ring_rows - 1;
+  const int* __restrict input = plan.input.data();
+  const int sub = std::min(h, 64);
+  for (int k0 = 0; k0 < h; k0 += sub) {
+    for (int g = k0; g < k0 + sub; g += 8)
+      radix8_from(
+          [&](int q) {
+            const int i = 2 * input[g + q];  // the point's even sample
+            return Complex8{FSL_LOAD8(ring + ((start + i) & mask) * 8) * window[i],
+                            FSL_LOAD8(ring + ((start + i + 1) & mask) * 8) * window[i + 1]};
+          },
+          lanes, g, 1);
+    if (sub == 64) {
+      const float* tw_re = plan.twiddle_re.data() + plan.pass_twiddle_offset[1];
+      const float* tw_im = plan.twiddle_im.data() + plan.pass_twiddle_offset[1];
+      for (int j = 0; j < 8; ++j) radix8<true>(lanes, k0 + j, 8, tw_re + 7 * j, tw_im + 7 * j);
+    }
+  }
+  int m = 64;
+  for (size_t s = 2; s < plan.radices.size(); ++s, m *= 8) radix8_pass(plan, s, m, lanes);
 }
 
 // The real-FFT split of split_power (frontend_kernels.cpp), on 8 frames at once: Z[k] and
@@ -278,20 +302,30 @@ FSL_HOT_LOOP void lane_fft(const LaneFftPlan& plan, float* __restrict lanes) {
 FSL_HOT_LOOP void power_from_lane_fft(const float* __restrict lanes, int h,
                                       const float* __restrict twiddle_re,
                                       const float* __restrict twiddle_im, float* __restrict power,
-                                      int stride) {
+                                      int stride, float* __restrict energy) {
+  Float8 sum_lo = {}, sum_hi = {};  // bins k and h - k, 0 < k < h / 2
   for (int k = 1; k < h - k; ++k) {
     const Complex8 z = load_point(lanes, k), zr = load_point(lanes, h - k);
     const Float8 e2r = z.re + zr.re, e2i = z.im - zr.im, o2r = z.im + zr.im, o2i = zr.re - z.re;
     const Float8 t2r = twiddle_re[k] * o2r - twiddle_im[k] * o2i;
     const Float8 t2i = twiddle_re[k] * o2i + twiddle_im[k] * o2r;
     const Float8 pr = e2r + t2r, pi = e2i + t2i, mr = e2r - t2r, mi = e2i - t2i;
-    store8(power + size_t(k) * stride, 0.25f * (pr * pr + pi * pi));
-    store8(power + size_t(h - k) * stride, 0.25f * (mr * mr + mi * mi));
+    const Float8 p_lo = 0.25f * (pr * pr + pi * pi), p_hi = 0.25f * (mr * mr + mi * mi);
+    store8(power + size_t(k) * stride, p_lo);
+    store8(power + size_t(h - k) * stride, p_hi);
+    sum_lo += p_lo;
+    sum_hi += p_hi;
   }
   const Complex8 z0 = load_point(lanes, 0), zm = load_point(lanes, h / 2);
-  store8(power + size_t(h / 2) * stride, zm.re * zm.re + zm.im * zm.im);
-  store8(power, (z0.re + z0.im) * (z0.re + z0.im));
-  store8(power + size_t(h) * stride, (z0.re - z0.im) * (z0.re - z0.im));
+  const Float8 p_mid = zm.re * zm.re + zm.im * zm.im;
+  const Float8 p_0 = (z0.re + z0.im) * (z0.re + z0.im), p_h = (z0.re - z0.im) * (z0.re - z0.im);
+  store8(power + size_t(h / 2) * stride, p_mid);
+  store8(power, p_0);
+  store8(power + size_t(h) * stride, p_h);
+  // Bins h + 1 .. n - 1 mirror bins h - 1 .. 1, so the n bins sum to these, each twice, plus
+  // bins 0 and h.
+  store8(energy, ((sum_lo + sum_hi) + p_mid + (sum_lo + sum_hi) + p_mid + p_0 + p_h) /
+                     float(2 * h));
 }
 
 }  // namespace fsl::fe_kernels
