@@ -133,9 +133,11 @@ void scatter_8_columns(const float* mel_t, int stride, int n_mels, int col0, flo
 // In place: lanes (input at plan.position) -> the 8 frames' length-h forward DFTs, in order.
 void lane_fft(const LaneFftPlan& plan, float* lanes);
 
-// window_ring_8 then lane_fft in one: the same values, bit for bit (the same products and sums),
-// written to lanes once. Only for plans whose first pass is radix 8 (fuses_window: h a power
-// of 8, e.g. n_fft 1024).
+// window_ring_8 then lane_fft in one, the lanes written once by the first two passes (one
+// 64-point sub-block at a time, which stays in L1 between them) instead of by a window step.
+// The same arithmetic, except that a window product may be contracted into the first pass's
+// addition (FMA clone): equal to rounding, not bit for bit. Only for plans whose first pass is
+// radix 8 (fuses_window: h a power of 8, e.g. n_fft 1024).
 void lane_fft_from_ring(const LaneFftPlan& plan, const float* ring, int ring_rows,
                         long long start, const float* window, float* lanes);
 

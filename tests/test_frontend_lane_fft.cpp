@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <complex>
 #include <random>
@@ -44,37 +45,55 @@ TEST(FrontendLaneFft, MatchesDoubleFftOnRandomFrames) {
     for (int j = 0; j < 8; ++j)
       for (int i = 0; i < n; ++i)
         frames[size_t(j) * n + i] = std::pow(10.f, -j / 2.5f) * uniform(rng);
-    const float* rows[8];
-    for (int j = 0; j < 8; ++j) rows[j] = frames.data() + size_t(j) * n;
+    // The frames as ring rows (sample i of frame j in lane j of row start + i), starting near
+    // the ring's end so that the frames wrap around it.
+    const int ring_rows = int(std::bit_ceil(unsigned(n) + 8));
+    const long long start = 3 * ring_rows - n / 2;
+    std::vector<float> ring(size_t(ring_rows) * 8, std::nanf(""));
+    for (int j = 0; j < 8; ++j)
+      for (int i = 0; i < n; ++i)
+        ring[size_t((start + i) & (ring_rows - 1)) * 8 + j] = frames[size_t(j) * n + i];
     std::vector<float> lanes(size_t(h) * 16), energy(8), power(size_t(h + 1) * 8);
-    fk::window_frames_8(rows, window.data(), n, plan.position.data(), lanes.data(), energy.data());
+    fk::window_ring_8(ring.data(), ring_rows, start, window.data(), n, plan.position.data(),
+                      lanes.data());
     fk::lane_fft(plan, lanes.data());
+    EXPECT_EQ(plan.fuses_window(), h == 8 || h == 64 || h == 512);
+    // The fused first pass, where the plan has one (else the separate window step again).
+    std::vector<float> fused = lanes;
+    if (plan.fuses_window())
+      fk::lane_fft_from_ring(plan, ring.data(), ring_rows, start, window.data(), fused.data());
     std::vector<float> tw_re(h), tw_im(h);
     for (int k = 0; k < h; ++k) {
       tw_re[k] = float(std::cos(M_PI * k / h));
       tw_im[k] = float(-std::sin(M_PI * k / h));
     }
-    fk::power_from_lane_fft(lanes.data(), h, tw_re.data(), tw_im.data(), power.data(), 8);
+    fk::power_from_lane_fft(lanes.data(), h, tw_re.data(), tw_im.data(), power.data(), 8,
+                            energy.data());
     for (int j = 0; j < 8; ++j) {
       // The windowed frame exactly as the kernel forms it (one float product per sample).
       std::vector<std::complex<double>> z(h);
       double sum_sq = 0;
       std::vector<double> f(n);
       for (int i = 0; i < n; ++i) {
-        f[i] = double(rows[j][i] * window[i]);
+        f[i] = double(frames[size_t(j) * n + i] * window[i]);
         sum_sq += f[i] * f[i];
       }
       for (int i = 0; i < h; ++i) z[i] = {f[2 * i], f[2 * i + 1]};
       const auto want = dft_double(z);
       // Float rounding error of an FFT: a few 1e-7 of the transform's RMS value, in every bin.
       const double rms = std::sqrt(sum_sq);  // of Z (Parseval: sum |Z|^2 = h sum |z|^2)
-      double err = 0;
+      double err = 0, err_fused = 0;
       for (int k = 0; k < h; ++k) {
         const std::complex<double> got(lanes[size_t(k) * 16 + j], lanes[size_t(k) * 16 + 8 + j]);
         err = std::max(err, std::abs(got - want[k]));
+        const std::complex<double> got_fused(fused[size_t(k) * 16 + j],
+                                             fused[size_t(k) * 16 + 8 + j]);
+        err_fused = std::max(err_fused, std::abs(got_fused - want[k]));
       }
       EXPECT_LE(err, 2e-6 * rms) << "frame " << j;
-      EXPECT_NEAR(energy[j], sum_sq, 1e-6 * sum_sq) << "frame " << j;
+      EXPECT_LE(err_fused, 2e-6 * rms) << "frame " << j << ", fused window";
+      // The mean power over the n bins (Parseval: the sum of squares), from the float spectra.
+      EXPECT_NEAR(energy[j], sum_sq, 1e-5 * sum_sq) << "frame " << j;
       // |X[k]|^2 of the real frame, X[k] = sum_i f[i] exp(-2 pi i k i' / n), in double.
       const double mean_power = sum_sq;  // of X (Parseval: sum |X|^2 over n bins = n sum f^2)
       for (int k = 0; k <= h; ++k) {
@@ -85,6 +104,31 @@ TEST(FrontendLaneFft, MatchesDoubleFftOnRandomFrames) {
       }
     }
   }
+}
+
+// The ring rows against the padded signal written out: lane j of row r is padded sample
+// r + j * lane_offset, for zero and reflect padding, rows inside x and across both ends.
+TEST(FrontendLaneFft, RingRowsHoldThePaddedSignalByLanes) {
+  std::vector<float> x(1000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i) + 0.5f;
+  const long long len = 1000, pad = 64;
+  for (bool reflect : {false, true})
+    for (long long lane_offset : {0LL, 8LL, 120LL, 136LL}) {
+      const int ring_rows = 256;
+      std::vector<float> ring(size_t(ring_rows) * 8);
+      const long long r0 = 0, r1 = len + 2 * pad - 7 * lane_offset + 8;  // past the end too
+      for (long long a = r0; a < r1; a += 128) {  // 128 rows at a time: the ring holds 256
+        const long long b = std::min(a + 128, (r1 + 7) / 8 * 8);
+        fk::fill_ring_rows(x.data(), len, pad, reflect, lane_offset, a, b, ring.data(), ring_rows);
+        for (long long r = a; r < b; ++r)
+          for (int j = 0; j < 8; ++j) {
+            const long long i = fsl::fm::pad_source_index(r + j * lane_offset - pad, len, reflect);
+            ASSERT_EQ(ring[size_t(r & (ring_rows - 1)) * 8 + j], i < 0 ? 0.0f : x[i])
+                << "reflect " << reflect << " offset " << lane_offset << " row " << r << " lane "
+                << j;
+          }
+      }
+    }
 }
 
 TEST(FrontendLaneFft, PositionsAreAPermutationAndSizesOtherThanPowersOfTwoAreRefused) {

@@ -121,3 +121,39 @@ TEST(FrontendStft, FramesWithHugeDynamicRangeFallBackToDouble) {
   EXPECT_EQ(fe.compute(x.data(), x.size(), {"logmel"})["logmel"], got["logmel"]);
   EXPECT_EQ(fe.compute(x.data(), x.size(), {"pcen"})["pcen"], got["pcen"]);
 }
+
+// The float STFT puts 8 runs of consecutive frames in its 8 lanes and writes each frame's row
+// back in order: every length (fewer frames than lanes, runs of unequal fill), both paddings,
+// FFT sizes with the fused and the separate window step, and hops that do and do not divide
+// n_fft, against the double STFT frame by frame.
+TEST(FrontendStft, EveryFrameLandsInItsRowAtEveryLength) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> noise(0.f, 1.f);
+  for (int n_fft : {1024, 512, 128})
+    for (int hop : {256, 100, 37})
+      for (bool reflect : {false, true})
+        for (size_t n : {size_t(1), size_t(100), size_t(1023), size_t(2047), size_t(8 * 256 * 5 + 3),
+                         size_t(22050 + 17)}) {
+          SCOPED_TRACE(testing::Message() << "n_fft " << n_fft << " hop " << hop << " reflect "
+                                          << reflect << " n " << n);
+          std::vector<float> x(n);
+          for (size_t i = 0; i < n; ++i)  // a chirp in noise: every frame differs from the next
+            x[i] = float(0.5 * std::sin(2 * M_PI * (300 + 0.05 * double(i)) * double(i) / 22050)) +
+                   0.05f * noise(rng);
+          fsl::FrontendParams p;
+          p.n_fft = n_fft;
+          p.hop = hop;
+          p.pcen_hop = hop;
+          p.n_mels = n_fft == 128 ? 20 : 64;
+          p.reflect_pad = reflect;
+          fsl::Frontend fe(p);
+          auto got = fe.compute(x.data(), n, {"logmel", "pcen"});
+          p.stft = fsl::StftPath::double_only;
+          fsl::Frontend fe_double(p);
+          auto want = fe_double.compute(x.data(), n, {"logmel", "pcen"});
+          ASSERT_EQ(got["logmel"].size(), fe.num_frames(n) * p.n_mels);
+          // A frame in another frame's row differs by whole units of log power.
+          EXPECT_LT(max_abs_diff(got["logmel"], want["logmel"]), 2e-3);
+          EXPECT_LT(relative_frobenius(got["pcen"], want["pcen"]), 1e-3);
+        }
+}
