@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "frontend_kernels.hpp"
 #include "fsl/error.hpp"
@@ -108,6 +109,7 @@ struct Frontend::Impl {
   // range does ~2 MACs per bin instead of n_mels (a dense sgemm: 3.3 us/frame; see mel_project).
   std::vector<int> band_lo, band_hi;
   std::vector<float> band_weight;  // (n_mels) sum of each band's filter weights
+  std::optional<fe_kernels::MelRuns> mel_runs;  // where the filterbank has that shape
   // Float STFT of a group of 8 frames (fe_kernels::lane_fft): frames read as n_fft/2 complex
   // numbers (real parts = even samples, imaginary parts = odd samples), frame j in lane j.
   std::unique_ptr<fe_kernels::LaneFftPlan> lane_plan;
@@ -166,6 +168,7 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
     s.band_hi[m] = hi;
     for (int k = lo; k < hi; ++k) s.band_weight[m] += w[k];
   }
+  s.mel_runs = fe_kernels::MelRuns::make(s.filterbank.data(), p.n_mels, s.nb);
   if (fe_kernels::LaneFftPlan::supports(h))
     s.lane_plan = std::make_unique<fe_kernels::LaneFftPlan>(h);
   s.lanes.resize(size_t(h) * 2 * kGroupFrames);
@@ -246,6 +249,14 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
   // b / 8. Frames past n_frames (the last lanes' runs may be short) are computed and dropped.
   const long long frames_per_lane = (static_cast<long long>(n_frames) + kGroupFrames - 1) / kGroupFrames;
   const long long lane_offset = frames_per_lane * p_.hop;
+  auto project_mel = [&](int block) {  // mel_t = the block's mel bands
+    if (s.mel_runs)
+      fe_kernels::mel_project_runs(s.power_g.data(), block, kBlockFrames, *s.mel_runs, nb,
+                                   s.mel_t.data());
+    else
+      fe_kernels::mel_project(s.power_g.data(), block, kBlockFrames, s.filterbank.data(), nb,
+                              s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
+  };
   auto frame_of = [&](long long c0, int b) {
     return c0 + b / kGroupFrames + (b % kGroupFrames) * frames_per_lane;
   };
@@ -280,8 +291,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
                                         s.twiddle_im_f.data(), s.power_g.data() + size_t(g) * nb,
                                         kGroupFrames, s.energy.data() + g);
       }
-      fe_kernels::mel_project(s.power_g.data(), block, kBlockFrames, s.filterbank.data(), nb,
-                              s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
+      project_mel(block);
       if (p_.stft == StftPath::automatic) {
         fe_kernels::flag_imprecise_frames(s.mel_t.data(), block, kBlockFrames, n_mels,
                                           s.band_weight.data(), s.energy.data(), kFloatFloor,
@@ -307,8 +317,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       ++double_frames_;
     }
     if (any_double || !float_stft)  // every column again: a column's sums do not depend on the others
-      fe_kernels::mel_project(s.power_g.data(), block, kBlockFrames, s.filterbank.data(), nb,
-                              s.band_lo.data(), s.band_hi.data(), n_mels, s.mel_t.data());
+      project_mel(block);
     // Same values as fm::log_mel (the GPU's formula) to about 1 ulp, for the whole block.
     if (logmel)
       fe_kernels::log_mel_rows(s.mel_t.data(), size_t(n_mels) * kBlockFrames, log_eps,

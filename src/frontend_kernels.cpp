@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 namespace fsl::fe_kernels {
 
@@ -117,6 +118,98 @@ FSL_HOT_LOOP void mel_project(const float* __restrict power_g, int block, int st
       acc[b] = sum;
     }
   }
+}
+
+std::optional<MelRuns> MelRuns::make(const float* filterbank, int n_mels, int nb) {
+  MelRuns runs;
+  runs.n_mels = n_mels;
+  runs.weight_a.assign(nb, 0.0f);
+  runs.weight_b.assign(nb, 0.0f);
+  int last_band = -1;
+  for (int k = 0; k < nb; ++k) {
+    int lo = -1, count = 0;
+    for (int m = 0; m < n_mels; ++m)
+      if (filterbank[size_t(m) * nb + k] != 0.0f) {
+        if (lo < 0) lo = m;
+        if (m > lo + 1) return std::nullopt;  // a bin in bands further apart than neighbours
+        ++count;
+      }
+    if (count == 0) continue;
+    if (lo < last_band) return std::nullopt;
+    runs.weight_a[k] = filterbank[size_t(lo) * nb + k];
+    runs.weight_b[k] = lo + 1 < n_mels ? filterbank[size_t(lo + 1) * nb + k] : 0.0f;
+    if (!runs.band.empty() && runs.band.back() == lo && runs.end.back() == k) {
+      ++runs.end.back();
+    } else {
+      runs.band.push_back(lo);
+      runs.begin.push_back(k);
+      runs.end.push_back(k + 1);
+    }
+    last_band = lo;
+  }
+  // Each band's bins must be one range: the runs of band m - 1 and m hold all of band m's.
+  for (int m = 0; m < n_mels; ++m) {
+    int first = -1, last = -1;
+    for (int k = 0; k < nb; ++k)
+      if (filterbank[size_t(m) * nb + k] != 0.0f) {
+        if (first < 0) first = k;
+        last = k;
+      }
+    for (int k = first; first >= 0 && k <= last; ++k)
+      if (filterbank[size_t(m) * nb + k] == 0.0f) return std::nullopt;
+  }
+  return runs;
+}
+
+namespace {
+// mel_project_runs over G groups (8 G columns) from column b0: the G x 2 accumulators stay in
+// registers over each run; a band's sum is stored once its last run is done.
+template <int G>
+[[gnu::always_inline]] inline void project_runs(const float* __restrict power_g, int b0,
+                                                size_t group_size, const MelRuns& runs,
+                                                int stride, float* __restrict mel_t) {
+  const Float8 zeros[G] = {};
+  Float8 acc_a[G] = {}, acc_b[G] = {};  // bands m and m + 1 of the current run
+  int band = -1;                        // the current run's m; -1 before the first run
+  auto store_band = [&](int m, const Float8* acc) __attribute__((always_inline)) {
+    std::memcpy(mel_t + size_t(m) * stride + b0, acc, sizeof(Float8) * G);
+  };
+  // Bands below m are complete: band (acc_a), band + 1 (acc_b) unless it goes on as m, and
+  // the empty ones between.
+  auto finish_below = [&](int m) __attribute__((always_inline)) {
+    if (band >= 0) store_band(band, acc_a);
+    if (band >= 0 && band + 1 < m) store_band(band + 1, acc_b);
+    for (int e = band >= 0 ? band + 2 : 0; e < m; ++e) store_band(e, zeros);
+  };
+  for (size_t r = 0; r < runs.band.size(); ++r) {
+    const int m = runs.band[r];
+    if (m != band) {
+      finish_below(m);
+      for (int v = 0; v < G; ++v) acc_a[v] = m == band + 1 ? acc_b[v] : zeros[v];
+      for (int v = 0; v < G; ++v) acc_b[v] = zeros[v];
+      band = m;
+    }
+    const float* __restrict pk = power_g + size_t(b0 / 8) * group_size + size_t(runs.begin[r]) * 8;
+    for (int k = runs.begin[r]; k < runs.end[r]; ++k, pk += 8) {
+      const float wa = runs.weight_a[k], wb = runs.weight_b[k];
+      for (int v = 0; v < G; ++v) {
+        Float8 p;
+        std::memcpy(&p, pk + v * group_size, sizeof(p));
+        acc_a[v] += wa * p;
+        acc_b[v] += wb * p;
+      }
+    }
+  }
+  finish_below(runs.n_mels);
+}
+}  // namespace
+
+FSL_HOT_LOOP void mel_project_runs(const float* __restrict power_g, int block, int stride,
+                                   const MelRuns& runs, int nb, float* __restrict mel_t) {
+  const size_t group_size = size_t(nb) * 8;
+  int b0 = 0;
+  for (; b0 + 32 <= block; b0 += 32) project_runs<4>(power_g, b0, group_size, runs, stride, mel_t);
+  for (; b0 < block; b0 += 8) project_runs<1>(power_g, b0, group_size, runs, stride, mel_t);
 }
 
 FSL_HOT_LOOP void flag_imprecise_frames(const float* __restrict mel_t, int block, int stride,

@@ -4,6 +4,7 @@
 // differ from the plain clone's in the last bits only (fused a*b+c).
 #pragma once
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include "fsl/frontend_math.hpp"
@@ -78,6 +79,25 @@ void transpose_8_rows(const float* rows, int len, float* out, int stride);
 // [b / 8][k][b % 8] (a group's 8 spectra are one contiguous 16 KiB for n_fft 1024).
 void mel_project(const float* power_g, int block, int stride, const float* filterbank, int nb,
                  const int* lo, const int* hi, int n_mels, float* mel_t);
+
+// The Slaney filterbank by bins: each bin k lies in at most two neighbouring bands, m(k) and
+// m(k) + 1, with m(k) non-decreasing in k, so one pass over the bins with two accumulators
+// projects every band (each bin's power read once, not once per band). A run is a range of
+// bins with the same m. Every Slaney filterbank has this shape (a bin is a point, inside at most
+// two neighbouring triangles); make() returns nothing for one that does not, and mel_project,
+// band by band, is then used.
+struct MelRuns {
+  int n_mels = 0;
+  std::vector<int> band, begin, end;        // per run: m, bins [begin, end)
+  std::vector<float> weight_a, weight_b;    // (nb): bin k's weight in bands m(k), m(k) + 1
+  static std::optional<MelRuns> make(const float* filterbank, int n_mels, int nb);
+};
+
+// mel_project by runs, block a multiple of 8: the same sums in the same order (each band's bins
+// in order; a bin's weight is zero only in a band it is outside of, and adds +0 exactly), so the
+// same values bit for bit.
+void mel_project_runs(const float* power_g, int block, int stride, const MelRuns& runs, int nb,
+                      float* mel_t);
 
 // needs_double[b] = 1 where some band m of frame b has mel_t[m][b] < floor_per_weight *
 // band_weight[m] * energy[b] (its power is within reach of the float STFT's rounding noise),

@@ -163,3 +163,77 @@ TEST(FrontendLaneFft, OtherFftSizesTakeTheDoubleStft) {
   fe_1024.compute(x.data(), x.size(), {"logmel"});
   EXPECT_EQ(fe_1024.double_frames(), 0u);
 }
+
+// The mel projection by runs of bins (each bin's power read once, two bands at a time) against
+// the band-by-band projection: the same sums in the same order, so equal bit for bit. A bin is a
+// point inside at most two neighbouring triangles, so every Slaney filterbank has the runs'
+// shape, even with bands narrower than a bin; a filterbank without it is refused.
+TEST(FrontendLaneFft, MelRunsProjectExactlyAsBandByBand) {
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> uniform(0.f, 1.f);
+  struct Case {
+    int n_fft, n_mels;
+    double fmin, fmax;
+  };
+  for (const Case c : {Case{1024, 128, 50, 11025}, Case{2048, 128, 0, 8000},
+                       Case{1024, 64, 300, 9000}, Case{512, 40, 50, 11025},
+                       Case{256, 128, 50, 11025}}) {
+    SCOPED_TRACE(testing::Message() << c.n_fft << " " << c.n_mels);
+    fsl::FrontendParams p;
+    p.n_fft = c.n_fft;
+    p.n_mels = c.n_mels;
+    p.fmin = c.fmin;
+    p.fmax = c.fmax;
+    const int nb = p.n_bins();
+    const auto fb = fsl::mel_filterbank(p);
+    const auto runs = fk::MelRuns::make(fb.data(), c.n_mels, nb);
+    ASSERT_TRUE(runs.has_value());
+    std::vector<int> lo(c.n_mels), hi(c.n_mels);
+    for (int m = 0; m < c.n_mels; ++m) {
+      int a = 0, b = nb;
+      while (a < b && fb[size_t(m) * nb + a] == 0.0f) ++a;
+      while (b > a && fb[size_t(m) * nb + b - 1] == 0.0f) --b;
+      lo[m] = a;
+      hi[m] = b;
+    }
+    for (int block : {32, 24, 8}) {
+      std::vector<float> power(size_t(32) * nb);  // (4 groups, nb, 8), powers over 12 decades
+      for (auto& v : power) v = std::pow(10.f, 12 * uniform(rng) - 6);
+      std::vector<float> want(size_t(c.n_mels) * 32, -1.f), got(want);
+      fk::mel_project(power.data(), block, 32, fb.data(), nb, lo.data(), hi.data(), c.n_mels,
+                      want.data());
+      fk::mel_project_runs(power.data(), block, 32, *runs, nb, got.data());
+      for (int m = 0; m < c.n_mels; ++m)
+        for (int b = 0; b < block; ++b)
+          ASSERT_EQ(got[size_t(m) * 32 + b], want[size_t(m) * 32 + b])
+              << "band " << m << " column " << b << " block " << block;
+    }
+  }
+}
+
+TEST(FrontendLaneFft, MelRunsRefuseOtherShapes) {
+  const int nb = 6;
+  // Bin 2 in bands 0, 1 and 2.
+  std::vector<float> three(size_t(3) * nb, 0.f);
+  for (int m = 0; m < 3; ++m) three[size_t(m) * nb + 2] = 1.f;
+  EXPECT_FALSE(fk::MelRuns::make(three.data(), 3, nb).has_value());
+  // Band 0 on bins 1 and 3 but not 2.
+  std::vector<float> gap(size_t(2) * nb, 0.f);
+  gap[1] = gap[3] = 1.f;
+  gap[size_t(nb) + 2] = 1.f;
+  EXPECT_FALSE(fk::MelRuns::make(gap.data(), 2, nb).has_value());
+  // Band 1 below band 0.
+  std::vector<float> order(size_t(2) * nb, 0.f);
+  order[4] = 1.f;
+  order[size_t(nb) + 1] = 1.f;
+  EXPECT_FALSE(fk::MelRuns::make(order.data(), 2, nb).has_value());
+  // Neighbouring triangles: accepted, runs by the lower band.
+  std::vector<float> ok(size_t(2) * nb, 0.f);
+  ok[1] = ok[2] = 1.f;
+  ok[size_t(nb) + 2] = ok[size_t(nb) + 3] = 1.f;
+  const auto runs = fk::MelRuns::make(ok.data(), 2, nb);
+  ASSERT_TRUE(runs.has_value());
+  EXPECT_EQ(runs->band, (std::vector<int>{0, 1}));
+  EXPECT_EQ(runs->begin, (std::vector<int>{1, 3}));
+  EXPECT_EQ(runs->end, (std::vector<int>{3, 4}));
+}
