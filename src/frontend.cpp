@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <optional>
 
 #include "frontend_kernels.hpp"
@@ -36,6 +37,22 @@ struct FftwFree {
 };
 template <typename T>
 using FftwBuffer = std::unique_ptr<T[], FftwFree<T>>;
+
+// The hot buffers start on a cache line: an 8-float vector (32 bytes) then never straddles two
+// lines (std::vector's 16-byte alignment splits every other one of a (p, 2, 8) point's loads).
+template <typename T>
+struct LineAligned {
+  using value_type = T;
+  LineAligned() = default;
+  template <typename U>
+  LineAligned(const LineAligned<U>&) {}
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const LineAligned&) const { return true; }
+};
+using AlignedFloats = std::vector<float, LineAligned<float>>;
 
 template <typename T>
 FftwBuffer<T> fftw_alloc(size_t n) {
@@ -100,7 +117,7 @@ constexpr float kFloatFloor = 1e-5f;
 
 struct Frontend::Impl {
   int nb = 0;
-  std::vector<float> window_f;  // (n_fft) periodic Hann
+  AlignedFloats window_f;  // (n_fft) periodic Hann
   std::vector<double> window_d;
   std::vector<float> twiddle_re_f, twiddle_im_f;  // (n_fft/2) cos, -sin of 2 pi k / n_fft
   std::vector<double> twiddle_re_d, twiddle_im_d;
@@ -113,8 +130,8 @@ struct Frontend::Impl {
   // Float STFT of a group of 8 frames (fe_kernels::lane_fft): frames read as n_fft/2 complex
   // numbers (real parts = even samples, imaginary parts = odd samples), frame j in lane j.
   std::unique_ptr<fe_kernels::LaneFftPlan> lane_plan;
-  std::vector<float> lanes;       // (n_fft/2, 2, 8)
-  std::vector<float> ring;        // (ring_rows, 8): the lanes' input rows (fill_ring_rows)
+  AlignedFloats lanes;            // (n_fft/2, 2, 8)
+  AlignedFloats ring;             // (ring_rows, 8): the lanes' input rows (fill_ring_rows)
   std::vector<float> edge_row;    // (n_fft): a double frame that reaches past the signal, padded
   std::vector<float> energy;      // (kBlockFrames) frame_energy
   std::vector<float> power_d;     // (nb): a fallback frame's spectrum
@@ -126,9 +143,9 @@ struct Frontend::Impl {
   // (kBlockFrames / 8, nb, 8): each group's 8 spectra together, frames as columns within it,
   // so that a group's split writes 16 KiB of whole cache lines (a (nb, kBlockFrames) layout
   // touched 32 KiB of lines per group: with the 32 KiB FFT buffer, more than L1 holds).
-  std::vector<float> power_g;
-  std::vector<float> mel_t;       // (n_mels, kBlockFrames)
-  std::vector<float> log_t;       // (n_mels, kBlockFrames) log of mel_t
+  AlignedFloats power_g;
+  AlignedFloats mel_t;            // (n_mels, kBlockFrames)
+  AlignedFloats log_t;            // (n_mels, kBlockFrames) log of mel_t
   std::vector<float> mel;         // (kBlockFrames, n_mels) PCEN's input rows
   fftw_plan plan_d = nullptr;
 };
