@@ -145,7 +145,6 @@ struct Frontend::Impl {
   // touched 32 KiB of lines per group: with the 32 KiB FFT buffer, more than L1 holds).
   AlignedFloats power_g;
   AlignedFloats mel_t;            // (n_mels, kBlockFrames)
-  AlignedFloats log_t;            // (n_mels, kBlockFrames) log of mel_t
   std::vector<float> mel;         // (kBlockFrames, n_mels) PCEN's input rows
   fftw_plan plan_d = nullptr;
 };
@@ -200,7 +199,6 @@ Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl
   s.scratch_d.resize(2 * size_t(h));
   s.power_g.resize(size_t(kBlockFrames) * s.nb);
   s.mel_t.assign(size_t(kBlockFrames) * p.n_mels, 0.0f);
-  s.log_t.resize(size_t(kBlockFrames) * p.n_mels);
   s.mel.resize(size_t(kBlockFrames) * p.n_mels);
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   // FFTW_ESTIMATE: deterministic plan choice, so features are bit-identical run to run.
@@ -335,28 +333,22 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     }
     if (any_double || !float_stft)  // every column again: a column's sums do not depend on the others
       project_mel(block);
-    // Same values as fm::log_mel (the GPU's formula) to about 1 ulp, for the whole block.
-    if (logmel)
-      fe_kernels::log_mel_rows(s.mel_t.data(), size_t(n_mels) * kBlockFrames, log_eps,
-                               s.log_t.data());
-    // Each group's 8 columns to their frames' rows: log mel to logmel; the mel itself to pcen,
-    // which the smoother pass below turns into PCEN in frame order.
-    for (int g = 0; g < block; g += kGroupFrames) {
-      float* rows[kGroupFrames];
-      auto point_rows = [&](float* base) {
+    // Each group's 8 columns to their frames' rows: the mel itself to pcen, which the smoother
+    // pass below turns into PCEN in frame order; then, in place, its log to logmel.
+    auto scatter = [&](float* base) {
+      for (int g = 0; g < block; g += kGroupFrames) {
+        float* rows[kGroupFrames];
         for (int j = 0; j < kGroupFrames; ++j) {
           const long long t = frame_of(c0, g + j);
           rows[j] = t < static_cast<long long>(n_frames) ? base + size_t(t) * n_mels : nullptr;
         }
-      };
-      if (logmel) {
-        point_rows(logmel);
-        fe_kernels::scatter_8_columns(s.log_t.data(), kBlockFrames, n_mels, g, rows);
-      }
-      if (pcen) {
-        point_rows(pcen);
         fe_kernels::scatter_8_columns(s.mel_t.data(), kBlockFrames, n_mels, g, rows);
       }
+    };
+    if (pcen) scatter(pcen);
+    if (logmel) {  // the same values as fm::log_mel (the GPU's formula) to about 1 ulp
+      fe_kernels::log_mel_in_place(s.mel_t.data(), size_t(n_mels) * kBlockFrames, log_eps);
+      scatter(logmel);
     }
   }
   if (pcen) pcen_from_mel(pcen, n_frames);

@@ -57,21 +57,6 @@ FSL_HOT_LOOP void power_from_half_length_fft(const double* __restrict z, int h,
   split_power(z, h, twiddle_re, twiddle_im, scratch, power);
 }
 
-// 8 x 8 tiles transposed in registers (transpose8x8, frontend_kernels.hpp), the last len % 8
-// columns one by one: a scalar copy costs a load and a store per value.
-FSL_HOT_LOOP void transpose_8_rows(const float* __restrict rows, int len, float* __restrict out,
-                                   int stride) {
-  int k = 0;
-  for (; k + 8 <= len; k += 8) {
-    Float8 r[8], c[8];
-    for (int j = 0; j < 8; ++j) std::memcpy(&r[j], rows + size_t(j) * len + k, sizeof(Float8));
-    transpose8x8(r, c);
-    for (int i = 0; i < 8; ++i) std::memcpy(out + size_t(k + i) * stride, &c[i], sizeof(Float8));
-  }
-  for (; k < len; ++k)
-    for (int j = 0; j < 8; ++j) out[size_t(k) * stride + j] = rows[size_t(j) * len + k];
-}
-
 // Frames are the inner, contiguous loop: the bands are 1-40 bins long, too short to vectorise
 // over, but every band does the same work for all frames of the block. The sum over k runs in
 // the same order for every column, and whole groups of 8 columns all take vector sums, so a
@@ -209,6 +194,7 @@ FSL_HOT_LOOP void mel_project_runs(const float* __restrict power_g, int block, i
   const size_t group_size = size_t(nb) * 8;
   int b0 = 0;
   for (; b0 + 32 <= block; b0 += 32) project_runs<4>(power_g, b0, group_size, runs, stride, mel_t);
+  for (; b0 + 16 <= block; b0 += 16) project_runs<2>(power_g, b0, group_size, runs, stride, mel_t);
   for (; b0 < block; b0 += 8) project_runs<1>(power_g, b0, group_size, runs, stride, mel_t);
 }
 
@@ -262,9 +248,8 @@ FSL_HOT_LOOP void flag_imprecise_frames(const float* __restrict mel_t, int block
   return poly * std::bit_cast<float>((int32_t(n) + 127) << 23);
 }
 
-FSL_HOT_LOOP void log_mel_rows(const float* __restrict mel, size_t n, float eps,
-                               float* __restrict out) {
-  for (size_t i = 0; i < n; ++i) out[i] = log_positive(mel[i] + eps);
+FSL_HOT_LOOP void log_mel_in_place(float* __restrict mel, size_t n, float eps) {
+  for (size_t i = 0; i < n; ++i) mel[i] = log_positive(mel[i] + eps);
 }
 
 // sqrt(a) for a in [1, 1e38]: 1/sqrt(a) from an initial guess built in the exponent bits (the

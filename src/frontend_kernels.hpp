@@ -69,10 +69,6 @@ void window_frame(const float* x, const double* window, int n, double* f);
 void power_from_half_length_fft(const double* z, int h, const double* twiddle_re,
                                 const double* twiddle_im, double* scratch, float* power);
 
-// out[k * stride + j] = rows[j * len + k], j < 8, k < len: 8 rows of length len (8 frames'
-// spectra, or 8 bands' values over a block) into 8 columns of a row-major (len, stride) array.
-void transpose_8_rows(const float* rows, int len, float* out, int stride);
-
 // mel_t (n_mels, stride) = filterbank (n_mels, nb) x power (nb, frames) for the first `block`
 // columns (frames), each band over its non-zero bins [lo[m], hi[m]) only. power_g holds the
 // power spectra by groups of 8 frames: (stride / 8, nb, 8), frame b's bin k at
@@ -106,8 +102,8 @@ void flag_imprecise_frames(const float* mel_t, int block, int stride, int n_mels
                            const float* band_weight, const float* energy, float floor_per_weight,
                            int* needs_double);
 
-// logmel = log(mel + eps) over n values.
-void log_mel_rows(const float* mel, size_t n, float eps, float* out);
+// mel = log(mel + eps) over n values, in place.
+void log_mel_in_place(float* mel, size_t n, float eps);
 
 // PCEN for `block` frames of mel (block, n_mels) with power 0.5 and bias > 0, carrying the
 // smoother state (n_mels, double) across calls. smooth_f, agc: (n_mels) scratch.
