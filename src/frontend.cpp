@@ -289,8 +289,10 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       for (int g = 0; g < block; g += kGroupFrames) {
         const long long start = (c0 + g / kGroupFrames) * p_.hop;  // the group's first row
         if (ring_filled < start + n_fft) {  // the rows this group needs, 8 at a time
+          // (rows between groups, where hop > n_fft, are skipped)
+          const long long from = std::max(ring_filled, start / 8 * 8);
           const long long upto = (start + n_fft + 7) / 8 * 8;
-          fe_kernels::fill_ring_rows(x, len, h, p_.reflect_pad, lane_offset, ring_filled, upto,
+          fe_kernels::fill_ring_rows(x, len, h, p_.reflect_pad, lane_offset, from, upto,
                                      s.ring.data(), ring_rows);
           ring_filled = upto;
         }
@@ -347,7 +349,11 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     };
     if (pcen) scatter(pcen);
     if (logmel) {  // the same values as fm::log_mel (the GPU's formula) to about 1 ulp
-      fe_kernels::log_mel_in_place(s.mel_t.data(), size_t(n_mels) * kBlockFrames, log_eps);
+      if (block == kBlockFrames)
+        fe_kernels::log_mel_in_place(s.mel_t.data(), size_t(n_mels) * kBlockFrames, log_eps);
+      else  // only the block's columns: the others hold an earlier block's logs (negative)
+        for (int m = 0; m < n_mels; ++m)
+          fe_kernels::log_mel_in_place(s.mel_t.data() + size_t(m) * kBlockFrames, block, log_eps);
       scatter(logmel);
     }
   }

@@ -125,12 +125,12 @@ TEST(FrontendStft, FramesWithHugeDynamicRangeFallBackToDouble) {
 // The float STFT puts 8 runs of consecutive frames in its 8 lanes and writes each frame's row
 // back in order: every length (fewer frames than lanes, runs of unequal fill), both paddings,
 // FFT sizes with the fused and the separate window step, and hops that do and do not divide
-// n_fft, against the double STFT frame by frame.
+// n_fft or exceed it, against the double STFT frame by frame.
 TEST(FrontendStft, EveryFrameLandsInItsRowAtEveryLength) {
   std::mt19937 rng(5);
   std::normal_distribution<float> noise(0.f, 1.f);
   for (int n_fft : {1024, 512, 128})
-    for (int hop : {256, 100, 37})
+    for (int hop : {256, 100, 37, 1500})
       for (bool reflect : {false, true})
         for (size_t n : {size_t(1), size_t(100), size_t(1023), size_t(2047), size_t(8 * 256 * 5 + 3),
                          size_t(22050 + 17)}) {
