@@ -262,7 +262,8 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
   // ring (fe_kernels::fill_ring_rows), so each group costs hop new rows, not 8 frames' transposes.
   // A block is kBlockFrames / 8 consecutive groups; column b of a block is lane b % 8 of its group
   // b / 8. Frames past n_frames (the last lanes' runs may be short) are computed and dropped.
-  const long long frames_per_lane = (static_cast<long long>(n_frames) + kGroupFrames - 1) / kGroupFrames;
+  const long long frames_per_lane =
+      (static_cast<long long>(n_frames) + kGroupFrames - 1) / kGroupFrames;
   const long long lane_offset = frames_per_lane * p_.hop;
   auto project_mel = [&](int block) {  // mel_t = the block's mel bands
     if (s.mel_runs)
@@ -333,7 +334,8 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       any_double = true;
       ++double_frames_;
     }
-    if (any_double || !float_stft)  // every column again: a column's sums do not depend on the others
+    // Every column again: a column's sums do not depend on the others.
+    if (any_double || !float_stft)
       project_mel(block);
     // Each group's 8 columns to their frames' rows: the mel itself to pcen, which the smoother
     // pass below turns into PCEN in frame order; then, in place, its log to logmel.

@@ -84,8 +84,8 @@ void mel_project(const float* power_g, int block, int stride, const float* filte
 // band by band, is then used.
 struct MelRuns {
   int n_mels = 0;
-  std::vector<int> band, begin, end;        // per run: m, bins [begin, end)
-  std::vector<float> weight_a, weight_b;    // (nb): bin k's weight in bands m(k), m(k) + 1
+  std::vector<int> band, begin, end;      // per run: m, bins [begin, end)
+  std::vector<float> weight_a, weight_b;  // (nb): bin k's weight in bands m(k), m(k) + 1
   static std::optional<MelRuns> make(const float* filterbank, int n_mels, int nb);
 };
 

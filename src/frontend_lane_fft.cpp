@@ -72,11 +72,12 @@ constexpr float kSqrtHalf = 0.70710678118654752440f;
   a2 = s02 - s13;
   a3 = d02 - d13;
 }
-// One radix-8 butterfly: the 8 points load(q), q < 8, to their 8-point DFT y[r] =
-// sum_q a[q] exp(-2 pi i q r / 8), stored in lanes at base + r m. Even outputs are the 4-point DFT of b[q] = a[q] + a[q+4],
-// odd outputs that of w8^q c[q], c[q] = a[q] - a[q+4], w8 = exp(-2 pi i / 8). Written in the
-// order that keeps the fewest vectors live (16 registers hold only 8 complex vectors): the
-// q = 0, 2 half first, reduced to 4 complex values, then the q = 1, 3 half, then the outputs.
+// One radix-8 butterfly: the 8 points load(q), q < 8 (twiddled, if at all, by load), to their
+// 8-point DFT y[r] = sum_q a[q] exp(-2 pi i q r / 8), stored in lanes at base + r m. Even
+// outputs are the 4-point DFT of b[q] = a[q] + a[q+4], odd outputs that of w8^q c[q],
+// c[q] = a[q] - a[q+4], w8 = exp(-2 pi i / 8). Written in the order that keeps the fewest
+// vectors live (16 registers hold only 8 complex vectors): the q = 0, 2 half first, reduced to
+// 4 complex values, then the q = 1, 3 half, then the outputs.
 template <typename Load>
 [[gnu::always_inline]] inline void radix8_from(Load&& load, float* lanes, int base, int m) {
   auto store = [&](int r, Complex8 y) { store_point(lanes, base + r * m, y); };
@@ -112,8 +113,8 @@ template <typename Load>
   store(7, odd_d - d13);
 }
 
-// radix8_from on points of lanes: the points at base + q m, q < 8, times the twiddles
-// w[q - 1] (q >= 1; none where Twiddled is false).
+// radix8_from in place on points of lanes: the points at base + q m, q < 8, times the
+// twiddles w[q - 1] (q >= 1; none where Twiddled is false).
 template <bool Twiddled>
 [[gnu::always_inline]] inline void radix8(float* lanes, int base, int m, const float* wr,
                                           const float* wi) {
@@ -324,8 +325,8 @@ FSL_HOT_LOOP void power_from_lane_fft(const float* __restrict lanes, int h,
   store8(power + size_t(h) * stride, p_h);
   // Bins h + 1 .. n - 1 mirror bins h - 1 .. 1, so the n bins sum to these, each twice, plus
   // bins 0 and h.
-  store8(energy, ((sum_lo + sum_hi) + p_mid + (sum_lo + sum_hi) + p_mid + p_0 + p_h) /
-                     float(2 * h));
+  store8(energy,
+         ((sum_lo + sum_hi) + p_mid + (sum_lo + sum_hi) + p_mid + p_0 + p_h) / float(2 * h));
 }
 
 }  // namespace fsl::fe_kernels

@@ -132,8 +132,8 @@ TEST(FrontendStft, EveryFrameLandsInItsRowAtEveryLength) {
   for (int n_fft : {1024, 512, 128})
     for (int hop : {256, 100, 37, 1500})
       for (bool reflect : {false, true})
-        for (size_t n : {size_t(1), size_t(100), size_t(1023), size_t(2047), size_t(8 * 256 * 5 + 3),
-                         size_t(22050 + 17)}) {
+        for (size_t n : {size_t(1), size_t(100), size_t(1023), size_t(2047),
+                         size_t(8 * 256 * 5 + 3), size_t(22050 + 17)}) {
           SCOPED_TRACE(testing::Message() << "n_fft " << n_fft << " hop " << hop << " reflect "
                                           << reflect << " n " << n);
           std::vector<float> x(n);
