@@ -107,11 +107,11 @@ std::vector<float> mel_filterbank(const FrontendParams& p) {
 }
 
 // A mel band of a float-STFT frame is trusted when its power is at least this fraction of the
-// frame's mean bin power (frame_energy) times the band's filter weight sum; else the frame is
-// redone in double. Why: the float FFT's rounding error in each bin is noise of about
-// 1e-7 * sqrt(mean bin power) (relative to the frame's norm, not the bin's), so a band of mean
-// power r * (mean bin power) has a relative error of about 2 * 3e-7 / sqrt(r): <= 2e-4 here
-// (measured: see tests/test_frontend_stft.cpp). PCEN divides each band by its own smoothed
+// frame's mean bin power (energy, from power_from_lane_fft) times the band's filter weight sum;
+// else the frame is redone in double. Why: the float FFT's rounding error in each bin is noise
+// of about 1e-7 * sqrt(mean bin power) (relative to the frame's norm, not the bin's), so a band
+// of mean power r * (mean bin power) has a relative error of about 2 * 3e-7 / sqrt(r): <= 2e-4
+// here (measured: see tests/test_frontend_stft.cpp). PCEN divides each band by its own smoothed
 // history, so it passes such relative errors of quiet bands straight to its output.
 constexpr float kFloatFloor = 1e-5f;
 
@@ -133,7 +133,7 @@ struct Frontend::Impl {
   AlignedFloats lanes;            // (n_fft/2, 2, 8)
   AlignedFloats ring;             // (ring_rows, 8): the lanes' input rows (fill_ring_rows)
   std::vector<float> edge_row;    // (n_fft): a double frame that reaches past the signal, padded
-  std::vector<float> energy;      // (kBlockFrames) frame_energy
+  std::vector<float> energy;      // (kBlockFrames) each frame's mean bin power
   std::vector<float> power_d;     // (nb): a fallback frame's spectrum
   std::vector<int> needs_double;  // (kBlockFrames)
   // Double STFT of one frame (n_fft), (n_fft/2).

@@ -112,14 +112,13 @@ std::optional<MelRuns> MelRuns::make(const float* filterbank, int n_mels, int nb
   runs.weight_b.assign(nb, 0.0f);
   int last_band = -1;
   for (int k = 0; k < nb; ++k) {
-    int lo = -1, count = 0;
+    int lo = -1;  // the lowest band holding bin k
     for (int m = 0; m < n_mels; ++m)
       if (filterbank[size_t(m) * nb + k] != 0.0f) {
         if (lo < 0) lo = m;
         if (m > lo + 1) return std::nullopt;  // a bin in bands further apart than neighbours
-        ++count;
       }
-    if (count == 0) continue;
+    if (lo < 0) continue;  // in no band
     if (lo < last_band) return std::nullopt;
     runs.weight_a[k] = filterbank[size_t(lo) * nb + k];
     runs.weight_b[k] = lo + 1 < n_mels ? filterbank[size_t(lo + 1) * nb + k] : 0.0f;
