@@ -276,6 +276,9 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
   auto frame_of = [&](long long c0, int b) {
     return c0 + b / kGroupFrames + (b % kGroupFrames) * frames_per_lane;
   };
+  auto in_signal = [&](long long c0, int b) {  // column b is a frame, not past the last
+    return frame_of(c0, b) < static_cast<long long>(n_frames);
+  };
   // The float STFT needs n_fft / 2 a power of two (the lane FFT); else every frame is double.
   const bool float_stft = p_.stft != StftPath::double_only && s.lane_plan;
   long long ring_filled = 0;  // rows [0, ring_filled) have been written to the ring
@@ -285,7 +288,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     const int block =
         int(std::min<long long>(kBlockFrames / kGroupFrames, frames_per_lane - c0)) * kGroupFrames;
     for (int b = 0; b < block; ++b)
-      s.needs_double[b] = !float_stft && frame_of(c0, b) < static_cast<long long>(n_frames);
+      s.needs_double[b] = !float_stft && in_signal(c0, b);
     if (float_stft) {
       for (int g = 0; g < block; g += kGroupFrames) {
         const long long start = (c0 + g / kGroupFrames) * p_.hop;  // the group's first row
@@ -315,7 +318,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
                                           s.band_weight.data(), s.energy.data(), kFloatFloor,
                                           s.needs_double.data());
         for (int b = 0; b < block; ++b)  // frames past the end are never redone
-          s.needs_double[b] &= frame_of(c0, b) < static_cast<long long>(n_frames);
+          s.needs_double[b] &= in_signal(c0, b);
       }
     }
     bool any_double = false;
@@ -342,10 +345,8 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     auto scatter = [&](float* base) {
       for (int g = 0; g < block; g += kGroupFrames) {
         float* rows[kGroupFrames];
-        for (int j = 0; j < kGroupFrames; ++j) {
-          const long long t = frame_of(c0, g + j);
-          rows[j] = t < static_cast<long long>(n_frames) ? base + size_t(t) * n_mels : nullptr;
-        }
+        for (int j = 0; j < kGroupFrames; ++j)
+          rows[j] = in_signal(c0, g + j) ? base + size_t(frame_of(c0, g + j)) * n_mels : nullptr;
         fe_kernels::scatter_8_columns(s.mel_t.data(), kBlockFrames, n_mels, g, rows);
       }
     };

@@ -37,6 +37,15 @@ struct Complex8 {  // 8 lanes of complex numbers (one per frame)
   store8(lanes + 16 * size_t(p) + 8, c.im);
 }
 
+// Input point p of the 8 lanes' frames at ring rows [start, start + n): samples 2p and 2p + 1
+// (real and imaginary part), times the window. mask = ring_rows - 1.
+[[gnu::always_inline]] inline Complex8 ring_point(const float* ring, long long mask,
+                                                  long long start, const float* window, int p) {
+  const long long i = start + 2 * p;
+  return {FSL_LOAD8(ring + (i & mask) * 8) * window[2 * p],
+          FSL_LOAD8(ring + ((i + 1) & mask) * 8) * window[2 * p + 1]};
+}
+
 [[gnu::always_inline]] inline Complex8 operator+(Complex8 a, Complex8 b) {
   return {a.re + b.re, a.im + b.im};
 }
@@ -222,12 +231,8 @@ FSL_HOT_LOOP void fill_ring_rows(const float* __restrict x, long long len, long 
 FSL_HOT_LOOP void window_ring_8(const float* __restrict ring, int ring_rows, long long start,
                                 const float* __restrict window, int n,
                                 const int* __restrict position, float* __restrict lanes) {
-  const long long mask = ring_rows - 1;
-  for (int i = 0; i < n; i += 2) {  // (even, odd) samples = (re, im) of point i / 2
-    float* p = lanes + 16 * size_t(position[i / 2]);
-    store8(p, FSL_LOAD8(ring + ((start + i) & mask) * 8) * window[i]);
-    store8(p + 8, FSL_LOAD8(ring + ((start + i + 1) & mask) * 8) * window[i + 1]);
-  }
+  for (int p = 0; p < n / 2; ++p)
+    store_point(lanes, position[p], ring_point(ring, ring_rows - 1, start, window, p));
 }
 
 FSL_HOT_LOOP void scatter_8_columns(const float* __restrict mel_t, int stride, int n_mels,
@@ -281,11 +286,7 @@ FSL_HOT_LOOP void lane_fft_from_ring(const LaneFftPlan& plan, const float* __res
   for (int k0 = 0; k0 < h; k0 += sub) {
     for (int g = k0; g < k0 + sub; g += 8)
       radix8_from(
-          [&](int q) {
-            const int i = 2 * input[g + q];  // the point's even sample
-            return Complex8{FSL_LOAD8(ring + ((start + i) & mask) * 8) * window[i],
-                            FSL_LOAD8(ring + ((start + i + 1) & mask) * 8) * window[i + 1]};
-          },
+          [&](int q) { return ring_point(ring, mask, start, window, input[g + q]); },
           lanes, g, 1);
     if (sub == 64) {
       const float* tw_re = plan.twiddle_re.data() + plan.pass_twiddle_offset[1];
