@@ -11,6 +11,7 @@
 
 #include "fsl/loss.hpp"
 #include "fsl/model.hpp"
+#include "fsl/model_infer.hpp"
 #include "fsl/optim.hpp"
 
 using namespace fsl;
@@ -101,5 +102,25 @@ static void BM_EncoderEval(benchmark::State& st) {
   st.counters["windows/s"] = benchmark::Counter(B, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_EncoderEval)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime()->MinTime(2.0);
+
+// Detection's forward (EncoderInference: BN folded, threads over windows): 256 windows of
+// range(0) frames x range(1) mels, FSL_THREADS threads. The peer is bench/peer/encoder_torch.py.
+static void BM_EncoderInfer(benchmark::State& st) {
+  FeaturesConfig f;
+  f.n_mels = int(st.range(1));
+  const int B = 256, T = int(st.range(0));
+  Encoder enc(f, 1, T, 42);
+  EncoderInference inf(enc, threads());
+  auto x = randn(size_t(B) * T * f.n_mels, 7);
+  std::vector<float> emb(size_t(B) * enc.dim());
+  for (auto _ : st) inf.forward(x.data(), B, T, emb.data());
+  st.counters["windows/s"] = benchmark::Counter(B, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_EncoderInfer)
+    ->ArgsProduct({{8, 17, 24, 29}, {128, 64}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->MinTime(1.0);
 
 BENCHMARK_MAIN();

@@ -1,10 +1,12 @@
 // The encoder as an Embedder: eval mode (BN running statistics, no dropout), input normalised
-// with the global training mean/std of the feature type.
+// with the global training mean/std of the feature type; the forward is EncoderInference's (BN
+// folded, windows spread over runtime.num_workers threads).
 #include <filesystem>
 
 #include "fsl/detect.hpp"
 #include "fsl/error.hpp"
 #include "fsl/model.hpp"
+#include "fsl/model_infer.hpp"
 #include "fsl/safetensors.hpp"
 
 namespace fsl {
@@ -14,6 +16,7 @@ EncoderEmbedder::EncoderEmbedder(const Config& cfg, const std::string& checkpoin
     : cfg_(cfg.features),
       checkpoint_(checkpoint),
       requested_batch_(std::max(1, cfg.eval.batch_size)),
+      threads_(std::max(1, cfg.runtime.num_workers)),
       mean_(static_cast<float>(mean)),
       inv_std_(std > 0 ? static_cast<float>(1.0 / std) : 1.f) {
   if (!std::filesystem::exists(checkpoint))
@@ -23,15 +26,21 @@ EncoderEmbedder::EncoderEmbedder(const Config& cfg, const std::string& checkpoin
 
 EncoderEmbedder::~EncoderEmbedder() = default;
 
-// Windows per forward: eval.batch_size, but at most kFrameBudget frames in all, so the activation
-// arena (planned for batch x frames) stays near the training episode's size whatever the
-// adaptive segment length (a 200-frame segment at batch 256 would need tens of GB).
+// Windows per reference forward (v2 only; v1's EncoderInference needs no activation arena):
+// eval.batch_size, but at most kFrameBudget frames in all, so the arena (planned for batch x
+// frames) stays near the training episode's size whatever the adaptive segment length (a
+// 200-frame segment at batch 256 would need tens of GB).
 constexpr int kFrameBudget = 200 * 17;
 
 void EncoderEmbedder::build(int max_frames) {
-  batch_ = std::max(1, std::min(requested_batch_, kFrameBudget / std::max(1, max_frames)));
-  encoder_ = std::make_unique<Encoder>(cfg_, batch_, max_frames, 0);
+  const int batch =
+      cfg_.arch == "v1"
+          ? 1
+          : std::max(1, std::min(requested_batch_, kFrameBudget / std::max(1, max_frames)));
+  infer_.reset();
+  encoder_ = std::make_unique<Encoder>(cfg_, batch, max_frames, 0);
   load_checkpoint(checkpoint_, *encoder_);  // again on a rebuild: the weights are small
+  infer_ = std::make_unique<EncoderInference>(*encoder_, threads_);
 }
 
 int EncoderEmbedder::dim() const { return encoder_->dim(); }
@@ -49,11 +58,7 @@ void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* ou
     for (size_t i = 0; i < normalised_.size(); ++i)
       normalised_[i] = (windows[i] - mean_) * inv_std_;
   }
-  for (int b0 = 0; b0 < B; b0 += batch_) {
-    int nb = std::min(batch_, B - b0);
-    encoder_->forward(normalised_.data() + size_t(b0) * T * M, nb, T, false,
-                      out + size_t(b0) * encoder_->dim());
-  }
+  infer_->forward(normalised_.data(), B, T, out);
 }
 
 void EncoderEmbedder::set_file_normalisation(const std::vector<float>& mean,

@@ -10,6 +10,7 @@
 
 #include "fsl/loss.hpp"
 #include "fsl/model.hpp"
+#include "fsl/model_infer.hpp"
 #include "fsl/npy.hpp"
 #include "fsl/op_math.hpp"
 #include "testutil.hpp"
@@ -128,6 +129,10 @@ void check_case(const std::string& tag, FeaturesConfig f, uint64_t seed) {
 
   enc.forward(x.data(), B, T, false, emb.data());
   EXPECT_LE(rel_error(emb.data(), golden(tag, "emb_eval")), 1e-4) << "eval embeddings";
+  // detection's forward (BN folded into the convolutions) against the same PyTorch numbers
+  std::fill(emb.begin(), emb.end(), 0.f);
+  EncoderInference(enc, 2).forward(x.data(), B, T, emb.data());
+  EXPECT_LE(rel_error(emb.data(), golden(tag, "emb_eval")), 1e-4) << "EncoderInference";
 }
 
 FeaturesConfig small() {

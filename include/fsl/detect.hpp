@@ -91,6 +91,7 @@ struct Embedder {
 // feature type. Throws Error naming the checkpoint when it is missing or unreadable.
 template <typename T>
 class EncoderT;
+class EncoderInference;
 class EncoderEmbedder : public Embedder {
  public:
   EncoderEmbedder(const Config& cfg, const std::string& checkpoint, double mean, double std);
@@ -104,10 +105,11 @@ class EncoderEmbedder : public Embedder {
   void build(int max_frames);
   FeaturesConfig cfg_;
   std::string checkpoint_;
-  int requested_batch_, batch_ = 1;  // eval.batch_size; windows per forward (frame budget)
+  int requested_batch_, threads_;  // eval.batch_size; runtime.num_workers
   float mean_, inv_std_;
   std::vector<float> file_mean_, file_inv_std_;  // (n_mels) when a per-file normalisation is set
   std::unique_ptr<EncoderT<float>> encoder_;
+  std::unique_ptr<EncoderInference> infer_;
   std::vector<float> normalised_;
 };
 

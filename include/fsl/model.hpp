@@ -21,6 +21,8 @@
 
 namespace fsl {
 
+class EncoderInference;
+
 template <typename T>
 class EncoderT {
  public:
@@ -58,6 +60,7 @@ class EncoderT {
   }
 
  private:
+  friend class EncoderInference;  // reads the blocks' parameter offsets to fold them
   struct Block {
     int cin = 0, c = 0, cr = 0;  // channels in/out, attention hidden width
     // index k: 0..2 = conv1..3 (3x3) with bn1..3, 3 = downsample conv1x1 + BN. -1 = absent.
