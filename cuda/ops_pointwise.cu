@@ -71,17 +71,13 @@ __global__ void maxpool_backward_kernel(float* dx, const float* dy, const float*
   }
 }
 
-__device__ inline int bin_start(int i, int in, int out) { return int((int64_t(i) * in) / out); }
-__device__ inline int bin_end(int i, int in, int out) {
-  return int((int64_t(i + 1) * in + out - 1) / out);
-}
 __global__ void adaptive_avgpool_forward_kernel(float* y, const float* x, int64_t NC, int H, int W,
                                                 int Ho, int Wo) {
   FSL_KERNEL_LOOP(o, NC * Ho * Wo) {
     const int64_t p = o / (Ho * Wo);
     const int i = int(o % (Ho * Wo)) / Wo, j = int(o % Wo);
-    const int h0 = bin_start(i, H, Ho), h1 = bin_end(i, H, Ho);
-    const int w0 = bin_start(j, W, Wo), w1 = bin_end(j, W, Wo);
+    const int h0 = om::adaptive_bin_start(i, H, Ho), h1 = om::adaptive_bin_end(i, H, Ho);
+    const int w0 = om::adaptive_bin_start(j, W, Wo), w1 = om::adaptive_bin_end(j, W, Wo);
     const float* xp = x + p * H * W;
     float s = 0;
     for (int h = h0; h < h1; ++h)
@@ -99,10 +95,10 @@ __global__ void adaptive_avgpool_backward_kernel(float* dx, const float* dy, int
     const float* dyp = dy + p * Ho * Wo;
     float g = 0;
     for (int i = 0; i < Ho; ++i) {
-      const int h0 = bin_start(i, H, Ho), h1 = bin_end(i, H, Ho);
+      const int h0 = om::adaptive_bin_start(i, H, Ho), h1 = om::adaptive_bin_end(i, H, Ho);
       if (h < h0 || h >= h1) continue;
       for (int j = 0; j < Wo; ++j) {
-        const int w0 = bin_start(j, W, Wo), w1 = bin_end(j, W, Wo);
+        const int w0 = om::adaptive_bin_start(j, W, Wo), w1 = om::adaptive_bin_end(j, W, Wo);
         if (w >= w0 && w < w1) g += dyp[i * Wo + j] / float((h1 - h0) * (w1 - w0));
       }
     }

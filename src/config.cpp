@@ -100,6 +100,7 @@ std::vector<Field> schema(Config& c) {
       {"eval.normalise", &e.normalise, {"train", "file", "file_band"}},
       {"eval.calibrate", &e.calibrate, {"none", "shots"}},
       {"eval.boundaries", &e.boundaries, {"window", "shots"}},
+      {"eval.shared_maps", &e.shared_maps},
       {"eval.frame_times", &e.frame_times, {"centre", "start"}},
       {"eval.batch_size", &e.batch_size},
       {"eval.seed", &e.seed},

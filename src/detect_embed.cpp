@@ -94,7 +94,58 @@ struct Background {
   }
 };
 
+// eval.shared_maps: p[w] = score(embedding of query window w = [q0 + w hop, + seg)), each
+// embedding pooled from the last maps of runs of kRun frames (+ the rows a window starting near
+// the run's end reads, + kHalo frames each side so that the run's own zero padding never reaches
+// a row that is used). Frames past the file's end repeat its last frame, as the per-window path.
+void score_from_shared_maps(const NpyMap& map, Embedder& embedder, long q0, long n_query, int seg,
+                            int hop, const std::function<float(const float*)>& score,
+                            std::vector<float>& p) {
+  const int S = embedder.map_stride();
+  if (S <= 0) fail("eval.shared_maps: this encoder offers no shared maps (v1 encoders only)");
+  const long n = static_cast<long>(map.rows());
+  const int M = static_cast<int>(map.cols()), D = embedder.dim();
+  constexpr int kRun = 512, kHalo = 32, kBatch = 4;  // frames; runs per embedder call
+  const int rows = std::max(1, seg / S), run_rows = kRun / S, halo_rows = kHalo / S;
+  const int T = kRun + rows * S + 2 * kHalo;  // input frames per run
+  const long last_r0 = ((n_query - 1) * hop + S / 2) / S;
+  const long n_runs = last_r0 / run_rows + 1;
+  std::vector<float> in(size_t(kBatch) * T * M), maps(size_t(kBatch) * embedder.map_floats(T));
+  std::vector<float> emb(D);
+  const size_t map_size = embedder.map_floats(T);
+  long w = 0, released = 0;
+  for (long k0 = 0; k0 < n_runs; k0 += kBatch) {
+    const int nb = static_cast<int>(std::min<long>(kBatch, n_runs - k0));
+    const long first_row = std::clamp(q0 + k0 * kRun - kHalo, 0L, n);
+    detail::release_rows(map, size_t(released), size_t(std::max(released, first_row)));
+    released = std::max(released, first_row);
+    for (int b = 0; b < nb; ++b)
+      for (int t = 0; t < T; ++t) {
+        const long f = std::clamp(q0 + (k0 + b) * kRun - kHalo + t, 0L, n - 1);
+        std::copy(map.data() + f * M, map.data() + (f + 1) * M,
+                  in.data() + (size_t(b) * T + t) * M);
+      }
+    embedder.run_maps(in.data(), nb, T, M, maps.data());
+    // windows whose first map row lies in these runs' core rows
+    for (; w < n_query; ++w) {
+      const long r0 = (w * hop + S / 2) / S;
+      const long k = r0 / run_rows;
+      if (k >= k0 + nb) break;
+      const int local = static_cast<int>(r0 - k * run_rows) + halo_rows;
+      embedder.pool_rows(maps.data() + size_t(k - k0) * map_size, T, local, rows, emb.data());
+      p[w] = score(emb.data());
+    }
+  }
+}
+
 }  // namespace
+
+void Embedder::run_maps(const float*, int, int, int, float*) {
+  fail("eval.shared_maps: this embedder offers no shared maps");
+}
+void Embedder::pool_rows(const float*, int, int, int, float*) const {
+  fail("eval.shared_maps: this embedder offers no shared maps");
+}
 
 FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embedder& embedder,
                                 int file_index) {
@@ -191,33 +242,36 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
   std::vector<float>& p = result.scores.p;
   p.resize(n_query);
   std::vector<double> dist;  // nearest: scratch, one distance per negative window
-  long released = 0;
-  windows.run(
-      n_query, [&](long w, int t) { return std::min(q0 + w * hop + t, n - 1); },
-      [&](long w0, int nb, const float* e) {
-        for (int b = 0; b < nb; ++b) {
-          const float* q = e + size_t(b) * D;
-          double d_pos = pos_nearest && nearest
-                             ? mean_nearest_distance(q, pos_rows, D, ev.pos_nearest_k, dist)
-                             : detail::squared_distance(q, proto_pos.data(), D);
-          double p_sum = 0;
-          if (nearest) {
-            const double d_neg = mean_nearest_distance(q, neg_windows, D, ev.neg_nearest_k, dist);
-            p[w0 + b] = static_cast<float>(d_pos + d_neg > 0 ? d_neg / (d_pos + d_neg) : 0.5);
-            continue;
-          }
-          for (int it = 0; it < iters; ++it) {
-            double d_neg = detail::squared_distance(q, proto_neg.data() + size_t(it) * D, D);
-            p_sum += 1.0 / (1.0 + std::exp(d_pos - d_neg));  // softmax(-d_pos, -d_neg)[pos]
-          }
-          p[w0 + b] = static_cast<float>(p_sum / iters);
-        }
-      },
-      [&](long w0) {
-        long first_row = std::min(n, q0 + w0 * hop);
-        detail::release_rows(map, size_t(released), size_t(first_row));
-        released = std::max(released, first_row);
-      });
+  auto score = [&](const float* q) {
+    double d_pos = pos_nearest && nearest
+                       ? mean_nearest_distance(q, pos_rows, D, ev.pos_nearest_k, dist)
+                       : detail::squared_distance(q, proto_pos.data(), D);
+    if (nearest) {
+      const double d_neg = mean_nearest_distance(q, neg_windows, D, ev.neg_nearest_k, dist);
+      return static_cast<float>(d_pos + d_neg > 0 ? d_neg / (d_pos + d_neg) : 0.5);
+    }
+    double p_sum = 0;
+    for (int it = 0; it < iters; ++it) {
+      double d_neg = detail::squared_distance(q, proto_neg.data() + size_t(it) * D, D);
+      p_sum += 1.0 / (1.0 + std::exp(d_pos - d_neg));  // softmax(-d_pos, -d_neg)[pos]
+    }
+    return static_cast<float>(p_sum / iters);
+  };
+  if (ev.shared_maps) {
+    score_from_shared_maps(map, embedder, q0, n_query, seg, hop, score, p);
+  } else {
+    long released = 0;
+    windows.run(
+        n_query, [&](long w, int t) { return std::min(q0 + w * hop + t, n - 1); },
+        [&](long w0, int nb, const float* e) {
+          for (int b = 0; b < nb; ++b) p[w0 + b] = score(e + size_t(b) * D);
+        },
+        [&](long w0) {
+          long first_row = std::min(n, q0 + w0 * hop);
+          detail::release_rows(map, size_t(released), size_t(first_row));
+          released = std::max(released, first_row);
+        });
+  }
 
   if (calibrate) {  // shift p so that this file's own threshold sits at 0.5
     const double t = detail::shot_calibrated_threshold(labelled, D, seg, ev.neg_nearest_k,

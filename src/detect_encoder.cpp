@@ -45,7 +45,8 @@ void EncoderEmbedder::build(int max_frames) {
 
 int EncoderEmbedder::dim() const { return encoder_->dim(); }
 
-void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* out) {
+// x (B, T, M) normalised into normalised_ (the training statistics, or the file's per band).
+const float* EncoderEmbedder::normalise(const float* windows, int B, int T, int M) {
   if (M != cfg_.n_mels)
     fail("features have ", M, " mel bins, the encoder expects features.n_mels = ", cfg_.n_mels);
   if (T > encoder_->max_frames()) build(T);  // a longer segment: re-plan the activations
@@ -58,7 +59,27 @@ void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* ou
     for (size_t i = 0; i < normalised_.size(); ++i)
       normalised_[i] = (windows[i] - mean_) * inv_std_;
   }
-  infer_->forward(normalised_.data(), B, T, out);
+  return normalised_.data();
+}
+
+void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* out) {
+  const float* x = normalise(windows, B, T, M);  // first: it may rebuild infer_
+  infer_->forward(x, B, T, out);
+}
+
+int EncoderEmbedder::map_stride() const { return cfg_.arch == "v1" ? infer_->map_stride() : 0; }
+
+size_t EncoderEmbedder::map_floats(int T) const {
+  return size_t(infer_->map_channels()) * (T / infer_->map_stride()) * infer_->map_width();
+}
+
+void EncoderEmbedder::run_maps(const float* runs, int B, int T, int M, float* maps) {
+  const float* x = normalise(runs, B, T, M);  // first: it may rebuild infer_
+  infer_->maps(x, B, T, maps);
+}
+
+void EncoderEmbedder::pool_rows(const float* maps, int T, int r0, int rows, float* out) const {
+  infer_->pool_rows(maps, T / infer_->map_stride(), r0, rows, out);
 }
 
 void EncoderEmbedder::set_file_normalisation(const std::vector<float>& mean,

@@ -152,6 +152,7 @@ EncoderInference::EncoderInference(EncoderT<float>& enc, int threads)
       pool_h_(enc.pool_h_),
       pool_w_(enc.pool_w_),
       min_frames_(enc.min_frames()),
+      num_blocks_(enc.num_blocks_),
       act_(enc.act_) {
   if (fallback_) return;
   const double eps = BatchNormParams{}.eps;
@@ -183,8 +184,10 @@ EncoderInference::EncoderInference(EncoderT<float>& enc, int threads)
 
 EncoderInference::~EncoderInference() = default;
 
-void EncoderInference::forward_one(const float* x, int frames, float* emb,
-                                   detail::InferWorkspace& ws) const {
+// The blocks over one run of frames: the final maps (C, H', W') land in ws.last (unpadded).
+// Returns (H', W').
+std::pair<int, int> EncoderInference::run_blocks(const float* x, int frames,
+                                                 detail::InferWorkspace& ws) const {
   Plane pl{frames, n_mels_};
   // the window (frames, n_mels) into the first padded plane
   std::fill(ws.x.begin(), ws.x.begin() + pl.size(), 0.f);
@@ -205,11 +208,38 @@ void EncoderInference::forward_one(const float* x, int frames, float* emb,
     maxpool_plane(last ? ws.last.data() : ws.x.data(), ws.p.data(), C, pl, !last);
     pl = Plane{pl.H / 2, pl.W / 2};
   }
-  adaptive_avgpool2d_forward(emb, ws.last.data(), blocks_.back().conv[0].cout, pl.H, pl.W,
-                             pool_h_, pool_w_);
+  return {pl.H, pl.W};
+}
+
+void EncoderInference::pool_rows(const float* maps, int H, int r0, int rows, float* emb) const {
+  const int C = map_channels(), W = map_width();
+  if (r0 < 0 || rows < 1 || r0 + rows > H)
+    fail("encoder inference: rows ", r0, "..", r0 + rows, " outside the ", H, " map rows");
+  for (int c = 0; c < C; ++c) {
+    const float* mc = maps + (int64_t(c) * H + r0) * W;
+    for (int i = 0; i < pool_h_; ++i) {
+      const int h0 = om::adaptive_bin_start(i, rows, pool_h_), h1 = om::adaptive_bin_end(i, rows, pool_h_);
+      for (int j = 0; j < pool_w_; ++j) {
+        const int w0 = om::adaptive_bin_start(j, W, pool_w_), w1 = om::adaptive_bin_end(j, W, pool_w_);
+        float s = 0;
+        for (int h = h0; h < h1; ++h)
+          for (int w = w0; w < w1; ++w) s += mc[h * W + w];
+        emb[(c * pool_h_ + i) * pool_w_ + j] = s / float((h1 - h0) * (w1 - w0));
+      }
+    }
+  }
 }
 
 void EncoderInference::forward(const float* x, int B, int frames, float* emb) {
+  run(x, B, frames, emb, nullptr);
+}
+
+void EncoderInference::maps(const float* x, int B, int frames, float* out) {
+  if (fallback_) fail("encoder inference: shared maps need a v1 encoder (this one is v2)");
+  run(x, B, frames, nullptr, out);
+}
+
+void EncoderInference::run(const float* x, int B, int frames, float* emb, float* maps_out) {
   if (B < 1) fail("encoder inference: batch of ", B, " windows");
   if (frames < min_frames_ || frames > max_frames_)
     fail("encoder inference: ", frames, " frames outside ", min_frames_, "..", max_frames_);
@@ -224,9 +254,16 @@ void EncoderInference::forward(const float* x, int B, int frames, float* emb) {
   openblas_set_num_threads(1);
   const int T = std::min(threads_, B);
   auto work = [&](int t) {
-    for (int i = B * t / T; i < B * (t + 1) / T; ++i)
-      forward_one(x + size_t(i) * frames * n_mels_, frames, emb + size_t(i) * dim_,
-                  *workspaces_[t]);
+    auto& ws = *workspaces_[t];
+    for (int i = B * t / T; i < B * (t + 1) / T; ++i) {
+      const auto [H, W] = run_blocks(x + size_t(i) * frames * n_mels_, frames, ws);
+      if (maps_out)
+        std::copy(ws.last.begin(), ws.last.begin() + int64_t(map_channels()) * H * W,
+                  maps_out + size_t(i) * map_channels() * H * W);
+      else
+        adaptive_avgpool2d_forward(emb + size_t(i) * dim_, ws.last.data(), map_channels(), H, W,
+                                   pool_h_, pool_w_);
+    }
   };
   std::vector<std::thread> pool;
   for (int t = 1; t < T; ++t) pool.emplace_back(work, t);

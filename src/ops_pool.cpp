@@ -1,6 +1,7 @@
 // Pooling: maxpool2d(2) with floor and PyTorch's adaptive average pooling bins.
 #include <algorithm>
 
+#include "fsl/op_math.hpp"
 #include "fsl/ops.hpp"
 
 namespace fsl {
@@ -45,12 +46,8 @@ void maxpool2d_backward(T* dx, const T* dy, const T* x, int NC, int H, int W) {
   }
 }
 
-namespace {
-inline int bin_start(int i, int in, int out) { return int((int64_t(i) * in) / out); }
-inline int bin_end(int i, int in, int out) {
-  return int((int64_t(i + 1) * in + out - 1) / out);  // ceil
-}
-}  // namespace
+using om::adaptive_bin_end;
+using om::adaptive_bin_start;
 
 template <typename T>
 void adaptive_avgpool2d_forward(T* y, const T* x, int NC, int H, int W, int Ho, int Wo) {
@@ -58,9 +55,9 @@ void adaptive_avgpool2d_forward(T* y, const T* x, int NC, int H, int W, int Ho, 
     const T* xp = x + p * H * W;
     T* yp = y + p * Ho * Wo;
     for (int i = 0; i < Ho; ++i) {
-      const int h0 = bin_start(i, H, Ho), h1 = bin_end(i, H, Ho);
+      const int h0 = adaptive_bin_start(i, H, Ho), h1 = adaptive_bin_end(i, H, Ho);
       for (int j = 0; j < Wo; ++j) {
-        const int w0 = bin_start(j, W, Wo), w1 = bin_end(j, W, Wo);
+        const int w0 = adaptive_bin_start(j, W, Wo), w1 = adaptive_bin_end(j, W, Wo);
         T s = 0;
         for (int h = h0; h < h1; ++h)
           for (int w = w0; w < w1; ++w) s += xp[h * W + w];
@@ -77,9 +74,9 @@ void adaptive_avgpool2d_backward(T* dx, const T* dy, int NC, int H, int W, int H
     T* dxp = dx + p * H * W;
     const T* dyp = dy + p * Ho * Wo;
     for (int i = 0; i < Ho; ++i) {
-      const int h0 = bin_start(i, H, Ho), h1 = bin_end(i, H, Ho);
+      const int h0 = adaptive_bin_start(i, H, Ho), h1 = adaptive_bin_end(i, H, Ho);
       for (int j = 0; j < Wo; ++j) {
-        const int w0 = bin_start(j, W, Wo), w1 = bin_end(j, W, Wo);
+        const int w0 = adaptive_bin_start(j, W, Wo), w1 = adaptive_bin_end(j, W, Wo);
         const T g = dyp[i * Wo + j] / T((h1 - h0) * (w1 - w0));
         for (int h = h0; h < h1; ++h)
           for (int w = w0; w < w1; ++w) dxp[h * W + w] += g;

@@ -2,6 +2,7 @@
 // bumps of a distinct spectral shape at known frames, the files holding them, and an embedder whose
 // prototypes can be computed by hand.
 #pragma once
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,27 @@ struct MeanOverTime : fsl::Embedder {
         for (int t = 0; t < T; ++t) s += w[(size_t(b) * T + t) * M + m];
         out[size_t(b) * M + m] = float(s / T);
       }
+  }
+  // Shared maps: row r = the mean of frames [8 r, 8 r + 8); a window = the mean of its rows, so
+  // a window that starts on a row and spans whole rows embeds exactly as embed() does.
+  int map_stride() const override { return 8; }
+  size_t map_floats(int T) const override { return size_t(T / 8) * kMels; }
+  void run_maps(const float* runs, int B, int T, int M, float* maps) override {
+    for (int b = 0; b < B; ++b)
+      for (int r = 0; r < T / 8; ++r)
+        for (int m = 0; m < M; ++m) {
+          double s = 0;
+          for (int t = 8 * r; t < 8 * r + 8; ++t) s += runs[(size_t(b) * T + t) * M + m];
+          maps[size_t(b) * map_floats(T) + size_t(r) * M + m] = float(s / 8);
+        }
+  }
+  void pool_rows(const float* maps, int T, int r0, int rows, float* out) const override {
+    if (r0 < 0 || r0 + rows > T / 8) throw std::out_of_range("pool_rows outside the maps");
+    for (int m = 0; m < kMels; ++m) {
+      double s = 0;
+      for (int r = r0; r < r0 + rows; ++r) s += maps[size_t(r) * kMels + m];
+      out[m] = float(s / rows);
+    }
   }
 };
 

@@ -244,6 +244,50 @@ TEST(Detect, EmbedderPathMatchesHandComputedProbabilities) {
   ASSERT_EQ(ev.size(), kLater.size());
 }
 
+TEST(Detect, SharedMapsEqualPerWindowWhereWindowsAlignWithTheMapRows) {
+  // Bumps of 24 frames: seg 24, hop 8 = the map stride, so every query window starts on a map row
+  // and spans 3 whole rows, and the mean-over-time embedder's pooled rows equal its per-window
+  // embedding. 6000 frames: the queries span several runs of maps; the last windows run past the
+  // end (edge frames repeated on both paths).
+  fsl::test::TempDir dir;
+  std::vector<fsl::FrameSpan> shots, bumps;
+  for (int i = 0; i < 5; ++i) shots.push_back({100 + 200 * i, 124 + 200 * i});
+  bumps = shots;
+  for (long b = 1300; b + 24 < 6000; b += 437) bumps.push_back({b, b + 24});
+  auto x = bump_matrix(6003, bumps, 1.f, 0.3f);
+  std::vector<fsl::EventSpan> pos;
+  for (auto s : shots) pos.push_back(exact_annotation(s));
+  auto f = write_file(dir, "shared", x, pos);
+  auto cfg = test_config();
+  cfg.eval.negatives = "nearest";
+  MeanOverTime embedder;
+  auto per_window = fsl::detect_with_embedder(f, cfg, embedder, 0);
+  cfg.eval.shared_maps = true;
+  auto shared = fsl::detect_with_embedder(f, cfg, embedder, 0);
+  ASSERT_EQ(shared.scores.extent_s, per_window.scores.extent_s);
+  ASSERT_NEAR(per_window.scores.step_s * kFps, 8.0, 1e-9);
+  ASSERT_EQ(shared.scores.p.size(), per_window.scores.p.size());
+  ASSERT_GT(shared.scores.p.size(), 600u);
+  for (size_t w = 0; w < shared.scores.p.size(); ++w)
+    ASSERT_NEAR(shared.scores.p[w], per_window.scores.p[w], 1e-5) << "window " << w;
+}
+
+TEST(Detect, SharedMapsNeedAnEmbedderThatOffersThem) {
+  fsl::test::TempDir dir;
+  auto f = write_with_shots(dir, "nomaps", bump_matrix(2500, all_bumps(), 1.f, 0.f));
+  auto cfg = test_config();
+  cfg.eval.shared_maps = true;
+  struct NoMaps : MeanOverTime {
+    int map_stride() const override { return 0; }
+  } embedder;
+  try {
+    fsl::detect_with_embedder(f, cfg, embedder, 0);
+    FAIL() << "expected an error";
+  } catch (const fsl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("eval.shared_maps"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Detect, NegativePrototypeUsesOnlyBackgroundBeforeTheLastShot) {
   // Background before the last shot is 0, after it 0.5 on bins 4..7: a negative prototype that
   // looked past the last shot (or at the shots) would move the hand-computed p.
@@ -453,7 +497,8 @@ TEST(Detect, TenHourFileStreamsInBoundedMemory) {
   MeanOverTime embedder;
   bool can_reset_peak = static_cast<bool>(std::ofstream("/proc/self/clear_refs") << "5");
   if (!can_reset_peak) GTEST_SKIP() << "cannot reset the peak RSS (/proc/self/clear_refs)";
-  for (int method = 1; method >= 0; --method) {
+  for (int method = 2; method >= 0; --method) {  // 2: the embedder with eval.shared_maps
+    cfg.eval.shared_maps = method == 2;
     std::ofstream("/proc/self/clear_refs") << "5";  // peak RSS := current RSS
     long before = status_kb("VmRSS:");
     auto r = method == 0 ? fsl::detect_frame_prototype(f, cfg)

@@ -127,3 +127,44 @@ TEST(EncoderInference, RefusesWindowsOutsideThePlan) {
   EXPECT_THROW(inf.forward(x.data(), 0, 16, emb.data()), Error);
   EXPECT_NO_THROW(inf.forward(x.data(), 2, 16, emb.data()));
 }
+
+TEST(EncoderInference, SharedMapsOfASubRunEqualTheLongRunsRowsInsideAHaloOf32Frames) {
+  // Detection's shared maps cut the query frames into runs with 32 frames of halo each side
+  // (src/detect_embed.cpp): the rows a window uses must not feel the run's own zero padding.
+  // Rows of a run starting at frame a (a multiple of 8) must equal the long run's rows a/8 + r
+  // for every r whose frames lie >= 32 frames inside the run's ends. Also: pooling all of a
+  // run's rows is forward() of that run.
+  FeaturesConfig cfg;
+  cfg.n_mels = 32;
+  const int L = 160, a = 48, T = 96;  // long run, sub-run [a, a + T)
+  Encoder enc(cfg, 1, L, 4);
+  EncoderT<double> unused(cfg, 1, 8, 4);
+  randomise(enc, unused, 17);
+  EncoderInference inf(enc, 2);
+  ASSERT_EQ(inf.map_stride(), 8);
+  std::vector<float> x(size_t(L) * 32);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d;
+  for (auto& v : x) v = d(rng);
+  const int C = inf.map_channels(), W = inf.map_width(), S = 8;
+  std::vector<float> long_maps(size_t(C) * (L / S) * W), sub(size_t(C) * (T / S) * W);
+  inf.maps(x.data(), 1, L, long_maps.data());
+  inf.maps(x.data() + size_t(a) * 32, 1, T, sub.data());
+  double worst_inside = 0, worst_edge = 0;
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < T / S; ++r)
+      for (int w = 0; w < W; ++w) {
+        const double diff = std::abs(sub[(size_t(c) * (T / S) + r) * W + w] -
+                                     long_maps[(size_t(c) * (L / S) + a / S + r) * W + w]);
+        const bool inside = r * S >= 32 && (r + 1) * S <= T - 32;
+        (inside ? worst_inside : worst_edge) = std::max(inside ? worst_inside : worst_edge, diff);
+      }
+  EXPECT_LE(worst_inside, 1e-5);
+  EXPECT_GT(worst_edge, 1e-3) << "the run's zero padding should show near its ends";
+
+  std::vector<float> pooled(enc.dim()), direct(enc.dim());
+  inf.pool_rows(sub.data(), T / S, 0, T / S, pooled.data());
+  inf.forward(x.data() + size_t(a) * 32, 1, T, direct.data());
+  for (int i = 0; i < enc.dim(); ++i) ASSERT_NEAR(pooled[i], direct[i], 1e-6) << i;
+  EXPECT_THROW(inf.pool_rows(sub.data(), T / S, 10, 3, pooled.data()), Error);
+}

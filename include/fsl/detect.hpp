@@ -85,6 +85,16 @@ struct Embedder {
     (void)mean;
     (void)inv_std;
   }
+  // eval.shared_maps (optional; map_stride() == 0: not offered): the last feature maps of B runs
+  // of T frames, maps (B, map_floats(T)), row r of a run covering its frames [r s, (r + 1) s)
+  // for s = map_stride(); pool_rows() then embeds a window from `rows` rows of one run's maps.
+  virtual int map_stride() const { return 0; }
+  virtual size_t map_floats(int T) const {
+    (void)T;
+    return 0;
+  }
+  virtual void run_maps(const float* runs, int B, int T, int M, float* maps);
+  virtual void pool_rows(const float* maps, int T, int r0, int rows, float* out) const;
 };
 
 // The encoder (eval mode) as an Embedder; input normalised with the training mean/std of the
@@ -100,9 +110,14 @@ class EncoderEmbedder : public Embedder {
   void embed(const float* windows, int B, int T, int M, float* out) override;
   void set_file_normalisation(const std::vector<float>& mean,
                               const std::vector<float>& inv_std) override;
+  int map_stride() const override;
+  size_t map_floats(int T) const override;
+  void run_maps(const float* runs, int B, int T, int M, float* maps) override;
+  void pool_rows(const float* maps, int T, int r0, int rows, float* out) const override;
 
  private:
   void build(int max_frames);
+  const float* normalise(const float* x, int B, int T, int M);
   FeaturesConfig cfg_;
   std::string checkpoint_;
   int requested_batch_, threads_;  // eval.batch_size; runtime.num_workers

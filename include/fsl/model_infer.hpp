@@ -14,6 +14,7 @@
 // v2 (channel attention) is not folded: its forward falls back to the reference encoder.
 #pragma once
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "fsl/model.hpp"
@@ -38,12 +39,27 @@ class EncoderInference {
   int dim() const { return dim_; }
   int threads() const { return threads_; }
 
+  // Shared maps (eval.shared_maps): the last block's maps of B runs of frames, computed as
+  // forward() computes a window's, without the final pooling: x (B, frames, n_mels) -> out
+  // (B, map_channels(), frames / map_stride(), map_width()). Row r of a run's maps covers its
+  // frames [r * map_stride(), (r + 1) * map_stride()) (and, through the convolutions, up to ~4
+  // strides around them). v1 only.
+  void maps(const float* x, int B, int frames, float* out);
+  int map_channels() const { return 64; }
+  int map_stride() const { return 1 << num_blocks_; }
+  int map_width() const { return n_mels_ >> num_blocks_; }
+  // emb (dim()) = the final adaptive average pool over rows [r0, r0 + rows) of one run's maps
+  // (map_channels(), H, map_width()): what forward() returns for a window whose own maps are
+  // those rows. Throws fsl::Error for rows outside the maps.
+  void pool_rows(const float* maps, int H, int r0, int rows, float* emb) const;
+
  private:
-  void forward_one(const float* x, int frames, float* emb, detail::InferWorkspace& ws) const;
+  void run(const float* x, int B, int frames, float* emb, float* maps_out);
+  std::pair<int, int> run_blocks(const float* x, int frames, detail::InferWorkspace& ws) const;
 
   EncoderT<float>& enc_;
   bool fallback_;  // v2: the reference forward
-  int threads_, n_mels_, max_frames_, dim_, pool_h_, pool_w_, min_frames_;
+  int threads_, n_mels_, max_frames_, dim_, pool_h_, pool_w_, min_frames_, num_blocks_;
   Activation act_;
   std::vector<detail::InferBlock> blocks_;
   std::vector<std::unique_ptr<detail::InferWorkspace>> workspaces_;

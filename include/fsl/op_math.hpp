@@ -63,6 +63,12 @@ FSL_HD inline Moments merge_moments(const Moments& a, const Moments& b) {
   return {n, a.mean + delta * (b.n / n), a.m2 + b.m2 + delta * delta * (a.n * b.n / n)};
 }
 
+// Adaptive average pooling's bins (PyTorch): output i of `out` covers input [start, end) of `in`.
+FSL_HD inline int adaptive_bin_start(int i, int in, int out) { return int((int64_t(i) * in) / out); }
+FSL_HD inline int adaptive_bin_end(int i, int in, int out) {
+  return int((int64_t(i + 1) * in + out - 1) / out);  // ceil
+}
+
 // How the CUDA batch norm splits a channel's M = N * HW values: S slices (one block each, so
 // C * S blocks fill the device), slice s = [M s / S, M (s + 1) / S). At least ~2048 values per
 // slice, at most kMaxSlices slices.
