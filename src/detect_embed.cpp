@@ -1,4 +1,4 @@
-// The encoder path of few-shot detection (REFERENCE.md §7) over any Embedder: windows of the
+// The encoder path of few-shot detection (docs/REFERENCE.md §7) over any Embedder: windows of the
 // adaptive segment length are gathered from the mapped features in batches of eval.batch_size,
 // embedded, and compared with a positive and eval.neg_iterations negative prototypes.
 #include <algorithm>

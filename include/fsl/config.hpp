@@ -1,5 +1,5 @@
 // Typed configuration, filled from YAML (conf/config.yaml) plus `section.key=value` overrides.
-// The keys and defaults are the Python system's (see REFERENCE.md); an unknown key, a value of
+// The keys and defaults are the Python system's (see docs/REFERENCE.md); an unknown key, a value of
 // the wrong type or an invalid choice is an Error that names the key.
 #pragma once
 #include <string>

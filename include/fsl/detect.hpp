@@ -1,4 +1,4 @@
-// Few-shot detection on one annotated file (REFERENCE.md §7): the first n_shot POS rows are the
+// Few-shot detection on one annotated file (docs/REFERENCE.md §7): the first n_shot POS rows are the
 // shots; every later frame/window gets p(pos) from prototypes; thresholds + post-processing turn
 // p into events. Two methods share everything after p:
 //   - detect_with_embedder: windows of an adaptive length embedded by an Embedder (the encoder),

@@ -1,4 +1,4 @@
-// Prototypical losses (REFERENCE.md §5), forward and hand-written backward.
+// Prototypical losses (docs/REFERENCE.md §5), forward and hand-written backward.
 // Squared Euclidean distance; labels are sorted (torch.unique order) and for each label the first
 // n_shot samples (in batch order) are its support, the rest its queries; prototype = support
 // mean. Every label needs more than n_shot samples. The loss is the mean over scored queries of

@@ -1,5 +1,5 @@
 // The official DCASE Task 5 event-based F-measure (evaluation_metrics/evaluation.py + metrics.py
-// of c4dm/dcase-few-shot-bioacoustic), reproduced with its quirks; see REFERENCE.md section 8.
+// of c4dm/dcase-few-shot-bioacoustic), reproduced with its quirks; see docs/REFERENCE.md §8.
 #pragma once
 #include <functional>
 #include <string>

@@ -1,4 +1,4 @@
-// The encoder (REFERENCE.md §4): ResNet blocks of 64, 128, 64 (+64) channels, each
+// The encoder (docs/REFERENCE.md §4): ResNet blocks of 64, 128, 64 (+64) channels, each
 // conv3x3-BN-act x3 (no act after the third BN), shortcut conv1x1-BN, add, act, maxpool2, dropout;
 // v2 applies channel attention to the third BN's output before the add. Then
 // AdaptiveAvgPool2d((time_max_pool_dim, embedding_dim / (time_max_pool_dim * 64))) -> flatten.

@@ -1,4 +1,4 @@
-// The encoder's eval-mode forward for detection (REFERENCE.md §4, §7), on `threads` CPU threads.
+// The encoder's eval-mode forward for detection (docs/REFERENCE.md §4, §7), on `threads` CPU threads.
 //
 // Same function as EncoderT<float>::forward(..., training = false), computed differently:
 // - every BatchNorm is folded into the convolution before it (w' = w s, b' = beta + (b - mean) s,

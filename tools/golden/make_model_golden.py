@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden data for tests/test_model_torch.cpp: the encoder (REFERENCE.md §4) built in PyTorch with
+"""Golden data for tests/test_model_torch.cpp: the encoder (docs/REFERENCE.md §4) built in PyTorch with
 the baseline ResNet's module names, one small episode through forward, the prototypical loss
 (filter-negative variant) and backward.
 
@@ -111,7 +111,7 @@ class Model(nn.Module):  # the Python system's container: model.encoder
 
 
 def proto_loss_filter_negative(emb, labels, n_shot):
-    """REFERENCE.md §5, written from the definition (not the baseline's code)."""
+    """docs/REFERENCE.md §5, written from the definition (not the baseline's code)."""
     classes = sorted(set(labels.tolist()))
     protos, queries, targets = [], [], []
     for j, c in enumerate(classes):
