@@ -2,16 +2,19 @@
 //   BM_DetectFloor      the no-training floor over a 1-hour (310k x 128) feature file
 //   BM_DetectMeanEmbed  the encoder path's plumbing (windows, prototypes, p) with a trivial
 //                       mean-over-time embedder, 1 hour
-//   BM_DetectEncoder    the encoder path with the real v1 encoder (random weights: same cost as
-//                       trained ones), 2 minutes of audio
-// Run: build/bench_detect --benchmark_counters_tabular=true
+//   BM_DetectEncoder/S  the encoder path with the real v1 encoder (random weights: same cost as
+//                       trained ones) through EncoderInference, 2 minutes of audio; S = 1:
+//                       eval.shared_maps
+// Run: build/bench_detect --benchmark_counters_tabular=true   (FSL_THREADS threads, default 1)
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 
 #include "fsl/detect.hpp"
 #include "fsl/model.hpp"
+#include "fsl/model_infer.hpp"
 #include "fsl/npy.hpp"
 
 namespace {
@@ -51,15 +54,27 @@ struct MeanOverTime : fsl::Embedder {
   }
 };
 
+int threads() {
+  const char* t = std::getenv("FSL_THREADS");
+  return t ? std::max(1, std::atoi(t)) : 1;
+}
+
+// As EncoderEmbedder without a checkpoint file: random weights, no input normalisation.
 struct EncoderRandom : fsl::Embedder {
   fsl::Encoder enc;
-  explicit EncoderRandom(const fsl::Config& c) : enc(c.features, c.eval.batch_size, 64, 1) {}
+  fsl::EncoderInference inf;
+  explicit EncoderRandom(const fsl::Config& c) : enc(c.features, 1, 1024, 1), inf(enc, threads()) {}
   int dim() const override { return enc.dim(); }
-  void embed(const float* w, int B, int T, int, float* out) override {
-    for (int b0 = 0; b0 < B; b0 += enc.max_batch()) {
-      int nb = std::min(enc.max_batch(), B - b0);
-      enc.forward(w + size_t(b0) * T * 128, nb, T, false, out + size_t(b0) * enc.dim());
-    }
+  void embed(const float* w, int B, int T, int, float* out) override { inf.forward(w, B, T, out); }
+  int map_stride() const override { return inf.map_stride(); }
+  size_t map_floats(int T) const override {
+    return size_t(inf.map_channels()) * (T / inf.map_stride()) * inf.map_width();
+  }
+  void run_maps(const float* runs, int B, int T, int, float* maps) override {
+    inf.maps(runs, B, T, maps);
+  }
+  void pool_rows(const float* maps, int T, int r0, int rows, float* out) const override {
+    inf.pool_rows(maps, T / inf.map_stride(), r0, rows, out);
   }
 };
 
@@ -90,6 +105,7 @@ void BM_DetectEncoder(benchmark::State& state) {
   auto f = make_file(frames);
   fsl::Config c;
   c.eval.batch_size = 64;
+  c.eval.shared_maps = state.range(0) == 1;
   EncoderRandom e(c);
   for (auto _ : state) benchmark::DoNotOptimize(fsl::detect_with_embedder(f, c, e, 0));
   report(state, frames);
@@ -99,5 +115,5 @@ void BM_DetectEncoder(benchmark::State& state) {
 
 BENCHMARK(BM_DetectFloor)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_DetectMeanEmbed)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_DetectEncoder)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_DetectEncoder)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK_MAIN();

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <variant>
 
+#include "fsl/cuda_frontend.hpp"  // cuda_device_available
 #include "fsl/error.hpp"
 #include "fsl/fileio.hpp"
 
@@ -359,6 +360,14 @@ std::string Config::resolve(const std::string& p) const {
 
 std::string Config::run_dir() const {
   return (std::filesystem::path(resolve(path.work_dir)) / exp_name).string();
+}
+
+std::string resolve_device(const RuntimeConfig& runtime) {
+  if (runtime.device == "cpu") return "cpu";
+  std::string why;
+  if (cuda_device_available(&why)) return "cuda";
+  if (runtime.device == "cuda") fail("runtime.device=cuda: ", why);
+  return "cpu";
 }
 
 }  // namespace fsl

@@ -113,14 +113,8 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
   // front end serves all workers (behind gpu_mu); they keep decoding on the CPU meanwhile.
   std::unique_ptr<CudaFrontend> gpu;
   std::mutex gpu_mu;
-  if (c.runtime.device != "cpu") {
-    std::string why;
-    if (cuda_device_available(&why)) {
-      if (!jobs.empty()) gpu = std::make_unique<CudaFrontend>(params);
-    } else if (c.runtime.device == "cuda") {
-      fail("runtime.device=cuda: ", why);
-    }
-  }
+  if (resolve_device(c.runtime) == "cuda" && !jobs.empty())
+    gpu = std::make_unique<CudaFrontend>(params);
   auto worker = [&] {
     std::unique_ptr<Frontend> fe;
     for (size_t i; (i = next++) < jobs.size();) {

@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "fsl/op_math.hpp"
+
 namespace fsl::synth_detail {
 
 constexpr double kTwoPi = 6.283185307179586;
@@ -45,10 +47,8 @@ inline void fill_gauss(std::mt19937_64& rng, float* out, size_t n) {
 
 // A seed for item `index` of stream `stream`, independent of how items are scheduled.
 inline uint64_t derive_seed(uint64_t seed, uint64_t stream, uint64_t index) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull + index + 1;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64 finaliser
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return om::splitmix_finalise(seed * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull +
+                               index + 1);
 }
 
 inline double mean_square(const float* x, size_t n) {

@@ -11,6 +11,7 @@
 #include "fsl/error.hpp"
 #include "fsl/features.hpp"
 #include "fsl/fileio.hpp"
+#include "fsl/op_math.hpp"
 #include "fsl/optim.hpp"
 #include "fsl/progress.hpp"
 #include "fsl/synth_episodes.hpp"
@@ -72,10 +73,8 @@ std::string exact(double v) {
 
 uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0) {
   // splitmix64 of the combined words: independent streams per (seed, epoch, purpose)
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + a * 0xBF58476D1CE4E5B9ull + b * 0x94D049BB133111EBull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return om::splitmix_finalise(seed * 0x9E3779B97F4A7C15ull + a * 0xBF58476D1CE4E5B9ull +
+                               b * 0x94D049BB133111EBull);
 }
 
 // Mean validation loss and accuracy over `val_episodes` fixed episodes (same every epoch).
@@ -107,7 +106,7 @@ bool is_better_epoch(double acc, double loss, double best_acc, double best_loss)
 TrainResult train(const Config& c, const TrainOptions& opt) {
   const auto& tp = c.train_param;
   // runtime.device: cuda = the GPU or an error (before any output), auto = the GPU when present.
-  const std::string device = resolve_train_device(c.runtime);
+  const std::string device = resolve_device(c.runtime);
   TrainResult result;
   result.run_dir = c.run_dir();
   fs::create_directories(result.run_dir);

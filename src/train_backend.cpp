@@ -4,7 +4,6 @@
 
 #include <cmath>
 
-#include "fsl/cuda_frontend.hpp"  // cuda_device_available
 #include "fsl/error.hpp"
 #include "fsl/model.hpp"
 #include "fsl/optim.hpp"
@@ -82,14 +81,6 @@ class CpuTrainBackend final : public TrainBackend {
 };
 
 }  // namespace
-
-std::string resolve_train_device(const RuntimeConfig& runtime) {
-  if (runtime.device == "cpu") return "cpu";
-  std::string why;
-  if (cuda_device_available(&why)) return "cuda";
-  if (runtime.device == "cuda") fail("runtime.device=cuda: ", why);
-  return "cpu";
-}
 
 std::unique_ptr<TrainBackend> make_train_backend(const std::string& device, const Config& c,
                                                  int max_batch, int max_frames) {

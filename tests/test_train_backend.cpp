@@ -114,17 +114,17 @@ TEST(TrainBackend, CheckpointWithOptimizerResumesExactly) {
 TEST(TrainBackend, DeviceFollowsRuntimeDevice) {
   fsl::RuntimeConfig r;
   r.device = "cpu";
-  EXPECT_EQ(fsl::resolve_train_device(r), "cpu");
+  EXPECT_EQ(fsl::resolve_device(r), "cpu");
   const bool gpu = fsl::cuda_device_available();
   r.device = "auto";
-  EXPECT_EQ(fsl::resolve_train_device(r), gpu ? "cuda" : "cpu");
+  EXPECT_EQ(fsl::resolve_device(r), gpu ? "cuda" : "cpu");
   r.device = "cuda";
   if (gpu) {
-    EXPECT_EQ(fsl::resolve_train_device(r), "cuda");
+    EXPECT_EQ(fsl::resolve_device(r), "cuda");
     return;
   }
   try {
-    fsl::resolve_train_device(r);
+    fsl::resolve_device(r);
     ADD_FAILURE() << "runtime.device=cuda accepted without a device";
   } catch (const fsl::Error& err) {
     const std::string what = err.what();

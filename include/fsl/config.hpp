@@ -81,6 +81,11 @@ struct RuntimeConfig {
   int prefetch_factor = 2;
   bool tf32 = false;  // GPU training: allow TF32 tensor cores (faster, ~1e-3 relative)
 };
+// runtime.device resolved for one stage (feature export, training, detection): "cpu" for cpu,
+// "cuda" when a device is usable and runtime.device is auto or cuda; cuda without a usable device
+// is an Error naming the key and why.
+std::string resolve_device(const RuntimeConfig& runtime);
+
 
 struct EvalConfig {
   std::string method = "encoder";  // encoder | frame_prototype (no-training floor)

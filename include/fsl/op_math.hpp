@@ -79,14 +79,16 @@ FSL_HD inline int reduction_slices(int64_t M) {
 }
 FSL_HD inline int64_t slice_begin(int64_t M, int S, int s) { return M * s / S; }
 
-// Dropout keep decision for element `index` of a draw seeded with `seed`: a counter-based hash
-// (splitmix64 finaliser), so any backend, any thread order, gives the same mask.
-FSL_HD inline uint64_t mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
+// splitmix64's finaliser: every seed mixer of fsl (dropout masks, training streams, synthesis
+// items) is this over some combination of its words.
+FSL_HD inline uint64_t splitmix_finalise(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
+// Dropout keep decision for element `index` of a draw seeded with `seed`: a counter-based hash,
+// so any backend, any thread order, gives the same mask.
+FSL_HD inline uint64_t mix64(uint64_t z) { return splitmix_finalise(z + 0x9E3779B97F4A7C15ull); }
 FSL_HD inline bool dropout_keep(uint64_t seed, uint64_t index, float p) {
   uint64_t h = mix64(seed ^ mix64(index));
   float u = float(h >> 40) * (1.0f / 16777216.0f);  // 24 random bits -> [0, 1)

@@ -57,10 +57,6 @@ class TrainBackend {
   virtual std::vector<float> params() = 0;
 };
 
-// runtime.device -> "cpu" or "cuda": cpu = cpu; auto = cuda when a device is usable, else cpu;
-// cuda = cuda, or fsl::Error "runtime.device=cuda: <why>" (one line) when none is usable.
-std::string resolve_train_device(const RuntimeConfig& runtime);
-
 // A backend on `device` ("cpu" | "cuda") for episodes of up to max_batch x max_frames x
 // c.features.n_mels: the encoder seeded with train_param.seed, Adam at train_param.lr_rate,
 // TF32 (cuda only) per runtime.tf32.
