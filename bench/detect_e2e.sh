@@ -45,5 +45,5 @@ t1=$(secs)
 t2=$(secs)
 tail -3 "$WORK/eval.log"
 awk -v h="$HOURS" -v a="$t0" -v b="$t1" -v c="$t2" -v th="$THREADS" 'BEGIN {
-  printf "%s h of audio, %d threads: export %.1f s, detection %.1f s, end to end %.1f s = %.2f h audio/s (%.0fx real time)\n",
+  printf "%s h of audio, %d threads: export %.1f s, detection %.1f s, end to end %.1f s = %.4f h audio/s (%.1fx real time)\n",
          h, th, b - a, c - b, c - a, h / (c - a), h * 3600 / (c - a) }'

@@ -257,7 +257,10 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
     }
     return static_cast<float>(p_sum / iters);
   };
-  if (ev.shared_maps) {
+  // Shared maps round each window's start to the map stride: only where the hop is at least one
+  // stride (windows of >= 24 frames at hop seg / 3); shorter windows keep the exact path.
+  const int stride = embedder.map_stride();
+  if (ev.shared_maps && (stride <= 0 || hop >= stride)) {
     score_from_shared_maps(map, embedder, q0, n_query, seg, hop, score, p);
   } else {
     long released = 0;

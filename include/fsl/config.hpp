@@ -126,7 +126,8 @@ struct EvalConfig {
   // each window is pooled from the rows of the last maps under it (~3x less work at the default
   // hop of a third of the window); not the per-window forward: a window's edges see its
   // neighbouring frames instead of zero padding, and its start is rounded to the map stride (8
-  // frames). Shots and negatives are still embedded window by window. v1 encoders only.
+  // frames). Used only in files whose hop is at least one stride (segments >= 24 frames); shots
+  // and negatives are still embedded window by window. v1 encoders only.
   bool shared_maps = false;
   // Time of a feature frame in the output: centre = frame t covers [t - 1/2, t + 1/2) hops (the
   // STFT's frames are centred on t * hop_mel, so a run of frames [a, b) starts at (a - 1/2) hops);
