@@ -102,7 +102,7 @@ struct EvalConfig {
   // windows), averaged over neg_iterations (the baseline). nearest: d_neg = mean distance to the
   // neg_nearest_k nearest of all drawn negative windows, p = d_neg / (d_pos + d_neg).
   // nearest is the default: on `small` with the demo's checkpoint 62.3 vs 58.2, on the real
-  // recordings check 47.1 vs 43.1 (bench/RESULTS.md, "Negatives at detection").
+  // recordings check 47.1 vs 43.1 (bench/LOG.md, "Negatives at detection").
   std::string negatives = "nearest";
   int neg_nearest_k = 5;
   // d_pos with negatives = nearest: 0 = distance to the mean of every shot window (the positive

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The synth_online ablation of bench/RESULTS.md ("Ablation: plain synthetic files vs
+# The synth_online ablation of bench/LOG.md ("Ablation: plain synthetic files vs
 # domain-randomised online episodes"): trains at the demo's budget with some randomisations
 # turned off, then scores the best checkpoint on the real recordings and on `small`.
 # Usage: tools/ablation/run.sh NAME [RANDOMISATIONS_OFF] [extra overrides...]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU trainings for the accuracy tables (bench/RESULTS.md "GPU trainings"), run on a GPU machine
+# GPU trainings for the accuracy tables (bench/LOG.md "GPU trainings"), run on a GPU machine
 # after `scripts/gpu-suite.sh --pack .gpupack` made the programs on the dev machine:
 #   tools/gpu/train_runs.sh .gpupack OUTDIR
 # Makes the `small` synthetic set (seed 1) with 64-mel features (conf/demo.yaml), then trains:
@@ -7,7 +7,7 @@
 #   gpu-demo10x  the same with 4 x 500 episodes (files of `small`: plain synthetic data)
 #   gpu-online10x  4 x 500 episodes of train_param.source=synth_online (domain-randomised)
 #   gpu-online10x-plainclasses  the same without the randomised class space (the CPU ablation's
-#                  best on the real recordings at 200 episodes: bench/RESULTS.md "Ablation")
+#                  best on the real recordings at 200 episodes: bench/LOG.md "Ablation")
 # and packs each run's best/last checkpoints, metrics.csv and feature_stats into OUTDIR/runs.tar
 # (evaluate them anywhere with fsl_eval --checkpoint; see RESULTS). Each training's log: OUTDIR/train.log.
 # Status: written 2026-11-27 after that session's device time was spent; not yet run on a GPU.
