@@ -3,6 +3,7 @@
 // identical segments; the device copies (crop), repeats (tile) or zero-fills (pad) the rows.
 #include "fsl/cuda_ops.hpp"
 #include "fsl/error.hpp"
+#include "fsl/op_math.hpp"
 #include "ops_common.hpp"
 
 namespace fsl::cuda {
@@ -15,14 +16,9 @@ __global__ void gather_kernel(float* out, const float* features, const int64_t* 
     const int b = int(e / (int64_t(seg) * M));
     const int t = int(e / M % seg), m = int(e % M);
     const int64_t row0 = rows[2 * b];
-    const int len = int(rows[2 * b + 1]);
-    float v = 0.0f;  // padding: the global mean after normalisation
-    if (len >= seg || !pad) {
-      v = (features[(row0 + (len >= seg ? t : t % len)) * M + m] - mean) * inv_std;
-    } else if (t < len) {
-      v = (features[(row0 + t) * M + m] - mean) * inv_std;
-    }
-    out[e] = v;
+    const int r = om::segment_row(t, int(rows[2 * b + 1]), seg, pad);
+    // a zero row is the global mean after normalisation
+    out[e] = r < 0 ? 0.0f : (features[(row0 + r) * M + m] - mean) * inv_std;
   }
 }
 

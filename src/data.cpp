@@ -9,6 +9,7 @@
 #include "fsl/error.hpp"
 #include "fsl/features.hpp"
 #include "fsl/fileio.hpp"
+#include "fsl/op_math.hpp"
 
 namespace fsl {
 
@@ -122,6 +123,20 @@ void EpisodeSampler::set_rng_state(const std::string& s) {
   if (!is) fail("corrupt sampler RNG state in checkpoint");
 }
 
+void cut_segment_rows(const float* src, int start, int len, int seg, int M, bool pad, float mean,
+                      float inv_std, float* dst) {
+  for (int t = 0; t < seg; ++t) {
+    float* row = dst + size_t(t) * M;
+    const int r = om::segment_row(t, len, seg, pad);
+    if (r < 0) {
+      std::fill(row, row + M, 0.0f);
+      continue;
+    }
+    const float* s = src + size_t(start + r) * M;
+    for (int m = 0; m < M; ++m) row[m] = (s[m] - mean) * inv_std;
+  }
+}
+
 void gather_segments(const FeatureStore& store, const std::vector<Draw>& draws, int seg_frames,
                      const std::string& short_segment, std::mt19937_64& rng, float* out) {
   const int M = store.n_mels();
@@ -129,26 +144,14 @@ void gather_segments(const FeatureStore& store, const std::vector<Draw>& draws, 
   const bool pad = short_segment == "pad";
   for (size_t b = 0; b < draws.size(); ++b) {
     const FrameRange& r = draws[b].range;
-    const float* src = store.raw(r.file);
-    float* dst = out + b * size_t(seg_frames) * M;  // (seg_frames, M)
     const int len = r.length();
     int start = r.start;
     if (len > seg_frames) {
       std::uniform_int_distribution<int> d(r.start, r.end - seg_frames);
       start = d(rng);
     }
-    for (int t = 0; t < seg_frames; ++t) {
-      float* row = dst + size_t(t) * M;
-      if (len >= seg_frames || !pad) {
-        const float* s = src + size_t(start + (len >= seg_frames ? t : t % len)) * M;
-        for (int m = 0; m < M; ++m) row[m] = (s[m] - mean) * inv_std;
-      } else if (t < len) {
-        const float* s = src + size_t(start + t) * M;
-        for (int m = 0; m < M; ++m) row[m] = (s[m] - mean) * inv_std;
-      } else {
-        std::fill(row, row + M, 0.0f);  // padding is the global mean after normalisation
-      }
-    }
+    cut_segment_rows(store.raw(r.file), start, len, seg_frames, M, pad, mean, inv_std,
+                     out + b * size_t(seg_frames) * M);
   }
 }
 

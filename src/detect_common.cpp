@@ -238,8 +238,7 @@ void file_normalisation(const NpyMap& map, const std::string& mode, std::vector<
   mean.clear();
   inv_std.clear();
   if (mode == "train") return;
-  if (mode != "file" && mode != "file_band")
-    fail("eval.normalise: unknown mode '", mode, "' (train | file | file_band)");
+  if (mode != "file_band") fail("eval.normalise: unknown mode '", mode, "' (train | file_band)");
   const size_t n = map.rows(), M = map.cols();
   if (n == 0 || M == 0) return;
   std::vector<double> sum(M, 0.0), sumsq(M, 0.0);
@@ -254,15 +253,6 @@ void file_normalisation(const NpyMap& map, const std::string& mode, std::vector<
       }
     }
     release_rows(map, c0, c1);
-  }
-  if (mode == "file") {  // one mean/std over every value of the file
-    double s = 0, ss = 0;
-    for (size_t m = 0; m < M; ++m) {
-      s += sum[m];
-      ss += sumsq[m];
-    }
-    std::fill(sum.begin(), sum.end(), s / double(M));
-    std::fill(sumsq.begin(), sumsq.end(), ss / double(M));
   }
   mean.resize(M);
   inv_std.resize(M);

@@ -183,10 +183,9 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
     for (long st : shot_window_starts(shots[i], seg, hop))
       pos_windows.push_back({shots[i], st, int(i)});
   std::vector<double> pos_acc(D, 0.0);
-  // Every shot window's embedding (P, D), kept for pos_nearest_k > 0 and for calibrate = shots.
-  const bool pos_nearest = ev.pos_nearest_k > 0, calibrate = ev.calibrate == "shots";
-  detail::CalibrationWindows labelled;
-  std::vector<float>& pos_rows = labelled.pos_rows;
+  // Every shot window's embedding (P, D), kept for pos_nearest_k > 0.
+  const bool pos_nearest = ev.pos_nearest_k > 0;
+  std::vector<float> pos_rows;
   windows.run(
       static_cast<long>(pos_windows.size()),
       [&](long w, int t) {
@@ -199,9 +198,8 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
       [&](long, int nb, const float* e) {
         for (int b = 0; b < nb; ++b)
           for (int d = 0; d < D; ++d) pos_acc[d] += e[size_t(b) * D + d];
-        if (pos_nearest || calibrate) pos_rows.insert(pos_rows.end(), e, e + size_t(nb) * D);
+        if (pos_nearest) pos_rows.insert(pos_rows.end(), e, e + size_t(nb) * D);
       });
-  for (const auto& pw : pos_windows) labelled.pos_shot.push_back(pw.shot_index);
   std::vector<float> proto_pos(D);
   for (int d = 0; d < D; ++d) proto_pos[d] = static_cast<float>(pos_acc[d] / pos_windows.size());
 
@@ -214,13 +212,11 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
   std::vector<float> proto_neg(size_t(iters) * D);
   const bool nearest = ev.negatives == "nearest";
   // nearest: every drawn window's embedding (iters * draws, D) and its start in the background.
-  std::vector<float>& neg_windows = labelled.neg_rows;
+  std::vector<float> neg_windows;
   if (nearest) neg_windows.reserve(size_t(iters) * draws * D);
   std::vector<long> drawn(draws);
   for (int it = 0; it < iters; ++it) {
     for (auto& w : drawn) w = static_cast<long>(rng() % static_cast<uint64_t>(n_neg));
-    if (nearest)
-      for (long w : drawn) labelled.neg_start.push_back(bg.total >= seg ? w * neg_hop : 0);
     std::vector<double> acc(D, 0.0);
     windows.run(
         draws,
@@ -274,12 +270,6 @@ FileResult detect_with_embedder(const DetectFile& file, const Config& cfg, Embed
           detail::release_rows(map, size_t(released), size_t(first_row));
           released = std::max(released, first_row);
         });
-  }
-
-  if (calibrate) {  // shift p so that this file's own threshold sits at 0.5
-    const double t = detail::shot_calibrated_threshold(labelled, D, seg, ev.neg_nearest_k,
-                                                       ev.pos_nearest_k);
-    for (auto& v : p) v = static_cast<float>(std::clamp(double(v) - t + 0.5, 0.0, 1.0));
   }
 
   FileScores& sc = result.scores;

@@ -66,20 +66,13 @@ constexpr double kMarginS = 0.025;  // event widening, as build_event_classes
 constexpr double kMinGapS = 0.2;    // shortest negative gap, as build_event_classes
 
 // Copies a seg-long crop of frames [r.start, r.end) of src (frames, M) into dst (seg, M),
-// normalised; short ranges are tiled or zero-padded (gather_segments' rule).
+// normalised; short ranges are tiled or zero-padded (gather_segments' rule). The crop start is
+// drawn with the synthesiser's own uniform_int (vendor-independent streams).
 void cut_segment(const float* src, const FrameRange& r, int seg, int M, bool pad,
                  std::mt19937_64& rng, float mean, float inv_std, float* dst) {
   const int len = r.length();
   const int start = len > seg ? uniform_int(rng, r.start, r.end - seg) : r.start;
-  for (int t = 0; t < seg; ++t) {
-    float* row = dst + size_t(t) * M;
-    if (len < seg && pad && t >= len) {
-      std::fill(row, row + M, 0.0f);
-      continue;
-    }
-    const float* s = src + size_t(start + (len >= seg ? t : t % len)) * M;
-    for (int m = 0; m < M; ++m) row[m] = (s[m] - mean) * inv_std;
-  }
+  cut_segment_rows(src, start, len, seg, M, pad, mean, inv_std, dst);
 }
 
 }  // namespace

@@ -56,6 +56,30 @@ TEST(Config, UnknownKeyIsNamed) {
   EXPECT_NE(error_of("", {"train_param.bogus=1"}).find("train_param.bogus"), std::string::npos);
 }
 
+TEST(Config, IgnoredAndRemovedKeys) {
+  // the Python system's dead keys are accepted and change nothing
+  Config c = Config::from_string(
+      "train_param:\n  adaptive_seg_len: false\n  use_validation_first_5: true\n");
+  EXPECT_EQ(c.to_yaml(), Config().to_yaml());
+  // a removed option is refused with its reason
+  auto e = error_of("eval:\n  calibrate: shots\n");
+  EXPECT_NE(e.find("cfg.yaml: key 'eval.calibrate' removed"), std::string::npos) << e;
+  EXPECT_NE(error_of("", {"eval.normalise=file"}).find("eval.normalise"), std::string::npos);
+}
+
+TEST(Config, BaselineSwitchSetsTheFourBaselineChoices) {
+  Config c = Config::from_string("eval:\n  baseline: true\n  boundaries: shots\n");
+  EXPECT_EQ(c.eval.negatives, "prototypes");
+  EXPECT_EQ(c.eval.boundaries, "window");
+  EXPECT_EQ(c.eval.frame_times, "start");
+  EXPECT_FALSE(c.eval.merge_overlaps);
+  Config d;  // fsl's defaults
+  EXPECT_EQ(d.eval.negatives, "nearest");
+  EXPECT_EQ(d.eval.boundaries, "shots");
+  EXPECT_EQ(d.eval.frame_times, "centre");
+  EXPECT_TRUE(d.eval.merge_overlaps);
+}
+
 TEST(Config, WrongTypeIsNamed) {
   auto e = error_of("train_param:\n  k_way: ten\n");
   EXPECT_NE(e.find("train_param.k_way"), std::string::npos) << e;

@@ -71,3 +71,15 @@ TEST(OpMath, MergeWithEmptyIsIdentity) {
 
 }  // namespace
 }  // namespace fsl::om
+
+TEST(OpMath, SegmentRowsCropTileOrPad) {
+  // long event: the crop's own rows
+  for (int t = 0; t < 5; ++t) EXPECT_EQ(fsl::om::segment_row(t, 9, 5, false), t);
+  for (int t = 0; t < 5; ++t) EXPECT_EQ(fsl::om::segment_row(t, 5, 5, true), t);
+  // short event of 3 rows in 7: tiled 0 1 2 0 1 2 0, or padded 0 1 2 -1 -1 -1 -1
+  const int tiled[7] = {0, 1, 2, 0, 1, 2, 0}, padded[7] = {0, 1, 2, -1, -1, -1, -1};
+  for (int t = 0; t < 7; ++t) {
+    EXPECT_EQ(fsl::om::segment_row(t, 3, 7, false), tiled[t]) << t;
+    EXPECT_EQ(fsl::om::segment_row(t, 3, 7, true), padded[t]) << t;
+  }
+}

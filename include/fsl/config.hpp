@@ -51,8 +51,6 @@ struct TrainConfig {
   int val_episodes = 100;        // validation episodes per epoch
   int max_epochs = 50;
   int patience = 10;  // early stopping on validation accuracy
-  bool adaptive_seg_len = true;
-  bool use_validation_first_5 = false;
   bool negative_train_contrast = true;
   std::string load_weight_from;          // checkpoint path, empty = none
   std::string short_segment = "tile";    // tile | pad
@@ -109,13 +107,9 @@ struct EvalConfig {
   // prototype); k > 0 = mean distance to the k nearest shot windows.
   int pos_nearest_k = 0;
   // Encoder input normalisation: train = the training set's global mean/std (the baseline);
-  // file = each file's own mean/std over all its frames; file_band = each file's own mean/std per
-  // mel band (removes a recorder's fixed EQ and noise floor).
+  // file_band = each file's own mean/std per mel band (removes a recorder's fixed EQ and noise
+  // floor).
   std::string normalise = "train";
-  // none | shots: shift each file's p so that its own threshold (the midpoint between its shot
-  // windows' and its negative windows' mean p, leave one out) sits at 0.5. Needs negatives =
-  // nearest.
-  std::string calibrate = "none";
   // Event boundaries of a run of positive windows: window = from the first window's start to the
   // last window's end (the baseline); shots = where the windows are longer than the file's shots,
   // the run is trimmed by (window - mean shot length) at each end, never below one mean shot
@@ -129,6 +123,9 @@ struct EvalConfig {
   // frames). Used only in files whose hop is at least one stride (segments >= 24 frames); shots
   // and negatives are still embedded window by window. v1 encoders only.
   bool shared_maps = false;
+  // true: detection as the Python baseline decides (negatives = prototypes, boundaries = window,
+  // frame_times = start, merge_overlaps = false), overriding those four keys.
+  bool baseline = false;
   // Time of a feature frame in the output: centre = frame t covers [t - 1/2, t + 1/2) hops (the
   // STFT's frames are centred on t * hop_mel, so a run of frames [a, b) starts at (a - 1/2) hops);
   // start = t hops (the baseline's onset = index * hop / sr, half a frame late).

@@ -89,6 +89,12 @@ class EpisodeSampler {
   std::mt19937_64 rng_;
 };
 
+// One segment: rows of src (frames, M) from `start` (an event of `len` rows from there) into dst
+// (seg, M), normalised with (x - mean) * inv_std, by om::segment_row's rule (zero rows are the
+// global mean after normalisation).
+void cut_segment_rows(const float* src, int start, int len, int seg, int M, bool pad, float mean,
+                      float inv_std, float* dst);
+
 // Cuts `draws` into out (B, seg_frames, n_mels), normalised. An event longer than seg_frames
 // gets a random crop inside it; a shorter one is tiled ("tile") or zero-padded ("pad").
 void gather_segments(const FeatureStore& store, const std::vector<Draw>& draws, int seg_frames,

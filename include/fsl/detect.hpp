@@ -227,20 +227,6 @@ double squared_distance(const float* a, const float* b, int d);
 // Mean of the k smallest values of d (all of them when fewer; k < 1 counts as 1); reorders d.
 double mean_smallest(std::vector<double>& d, int k);
 
-// The labelled windows of one file, embedded (eval.calibrate = shots).
-struct CalibrationWindows {
-  std::vector<float> pos_rows;  // (P, D) every shot window
-  std::vector<int> pos_shot;    // (P) which shot each window belongs to
-  std::vector<float> neg_rows;  // (Q, D) every drawn negative window
-  std::vector<long> neg_start;  // (Q) its first row in the background sequence
-};
-// The file's own threshold on the p = d_neg / (d_pos + d_neg) scale: the midpoint of the mean p
-// of its shot windows (each scored against the other shots: leave one shot out) and the mean p of
-// its negative windows (each against the negatives it does not overlap, i.e. |start
-// difference| >= seg). d_pos as eval.pos_nearest_k, d_neg over the neg_k nearest. 0.5 when one
-// side is empty (a single distinct shot, or no non-overlapping negatives).
-double shot_calibrated_threshold(const CalibrationWindows& w, int D, int seg, int neg_k,
-                                 int pos_k);
 }  // namespace detail
 
 }  // namespace fsl

@@ -63,6 +63,16 @@ FSL_HD inline Moments merge_moments(const Moments& a, const Moments& b) {
   return {n, a.mean + delta * (b.n / n), a.m2 + b.m2 + delta * delta * (a.n * b.n / n)};
 }
 
+// A training segment of `seg` rows cut from an event of `len` rows (from its crop start): the
+// event row that fills segment row t, or -1 for a zero row. Long events are cropped (row t),
+// short ones tiled (t mod len) or, with `pad`, zero-padded past their end. Every backend's
+// gather uses this rule.
+FSL_HD inline int segment_row(int t, int len, int seg, bool pad) {
+  if (len >= seg) return t;
+  if (pad) return t < len ? t : -1;
+  return t % len;
+}
+
 // Adaptive average pooling's bins (PyTorch): output i of `out` covers input [start, end) of `in`.
 FSL_HD inline int adaptive_bin_start(int i, int in, int out) { return int((int64_t(i) * in) / out); }
 FSL_HD inline int adaptive_bin_end(int i, int in, int out) {
