@@ -67,14 +67,12 @@ struct EncoderRandom : fsl::Embedder {
   int dim() const override { return enc.dim(); }
   void embed(const float* w, int B, int T, int, float* out) override { inf.forward(w, B, T, out); }
   int map_stride() const override { return inf.map_stride(); }
-  size_t map_floats(int T) const override {
-    return size_t(inf.map_channels()) * (T / inf.map_stride()) * inf.map_width();
-  }
+  size_t map_floats(int T) const override { return inf.map_floats(T); }
   void run_maps(const float* runs, int B, int T, int, float* maps) override {
     inf.maps(runs, B, T, maps);
   }
   void pool_rows(const float* maps, int T, int r0, int rows, float* out) const override {
-    inf.pool_rows(maps, T / inf.map_stride(), r0, rows, out);
+    inf.pool_rows(maps, T, r0, rows, out);
   }
 };
 

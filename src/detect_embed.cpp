@@ -110,9 +110,8 @@ void score_from_shared_maps(const NpyMap& map, Embedder& embedder, long q0, long
   const int T = kRun + rows * S + 2 * kHalo;  // input frames per run
   const long last_r0 = ((n_query - 1) * hop + S / 2) / S;
   const long n_runs = last_r0 / run_rows + 1;
-  std::vector<float> in(size_t(kBatch) * T * M), maps(size_t(kBatch) * embedder.map_floats(T));
-  std::vector<float> emb(D);
   const size_t map_size = embedder.map_floats(T);
+  std::vector<float> in(size_t(kBatch) * T * M), maps(size_t(kBatch) * map_size), emb(D);
   long w = 0, released = 0;
   for (long k0 = 0; k0 < n_runs; k0 += kBatch) {
     const int nb = static_cast<int>(std::min<long>(kBatch, n_runs - k0));

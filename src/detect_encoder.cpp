@@ -67,11 +67,9 @@ void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* ou
   infer_->forward(x, B, T, out);
 }
 
-int EncoderEmbedder::map_stride() const { return cfg_.arch == "v1" ? infer_->map_stride() : 0; }
+int EncoderEmbedder::map_stride() const { return infer_->map_stride(); }
 
-size_t EncoderEmbedder::map_floats(int T) const {
-  return size_t(infer_->map_channels()) * (T / infer_->map_stride()) * infer_->map_width();
-}
+size_t EncoderEmbedder::map_floats(int T) const { return infer_->map_floats(T); }
 
 void EncoderEmbedder::run_maps(const float* runs, int B, int T, int M, float* maps) {
   const float* x = normalise(runs, B, T, M);  // first: it may rebuild infer_
@@ -79,7 +77,7 @@ void EncoderEmbedder::run_maps(const float* runs, int B, int T, int M, float* ma
 }
 
 void EncoderEmbedder::pool_rows(const float* maps, int T, int r0, int rows, float* out) const {
-  infer_->pool_rows(maps, T / infer_->map_stride(), r0, rows, out);
+  infer_->pool_rows(maps, T, r0, rows, out);
 }
 
 void EncoderEmbedder::set_file_normalisation(const std::vector<float>& mean,

@@ -211,8 +211,13 @@ std::pair<int, int> EncoderInference::run_blocks(const float* x, int frames,
   return {pl.H, pl.W};
 }
 
-void EncoderInference::pool_rows(const float* maps, int H, int r0, int rows, float* emb) const {
-  const int C = map_channels(), W = map_width();
+size_t EncoderInference::map_floats(int frames) const {
+  return fallback_ ? 0 : size_t(map_channels()) * (frames / map_stride()) * map_width();
+}
+
+void EncoderInference::pool_rows(const float* maps, int frames, int r0, int rows,
+                                 float* emb) const {
+  const int C = map_channels(), W = map_width(), H = frames >> num_blocks_;
   if (r0 < 0 || rows < 1 || r0 + rows > H)
     fail("encoder inference: rows ", r0, "..", r0 + rows, " outside the ", H, " map rows");
   for (int c = 0; c < C; ++c) {

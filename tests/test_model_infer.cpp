@@ -112,8 +112,11 @@ TEST(EncoderInference, BatchesLargerThanTheEncoderPlanAndV2Fallback) {
   std::vector<float> want(size_t(5) * enc.dim()), got(want.size());
   for (int b = 0; b < 5; ++b)
     enc.forward(x.data() + size_t(b) * 16 * 32, 1, 16, false, want.data() + size_t(b) * enc.dim());
-  EncoderInference(enc, 2).forward(x.data(), 5, 16, got.data());
+  EncoderInference inf(enc, 2);
+  inf.forward(x.data(), 5, 16, got.data());
   EXPECT_EQ(got, want);
+  EXPECT_EQ(inf.map_stride(), 0);  // v2 offers no shared maps
+  EXPECT_EQ(inf.map_floats(16), 0u);
 }
 
 TEST(EncoderInference, RefusesWindowsOutsideThePlan) {
@@ -163,8 +166,8 @@ TEST(EncoderInference, SharedMapsOfASubRunEqualTheLongRunsRowsInsideAHaloOf32Fra
   EXPECT_GT(worst_edge, 1e-3) << "the run's zero padding should show near its ends";
 
   std::vector<float> pooled(enc.dim()), direct(enc.dim());
-  inf.pool_rows(sub.data(), T / S, 0, T / S, pooled.data());
+  inf.pool_rows(sub.data(), T, 0, T / S, pooled.data());
   inf.forward(x.data() + size_t(a) * 32, 1, T, direct.data());
   for (int i = 0; i < enc.dim(); ++i) ASSERT_NEAR(pooled[i], direct[i], 1e-6) << i;
-  EXPECT_THROW(inf.pool_rows(sub.data(), T / S, 10, 3, pooled.data()), Error);
+  EXPECT_THROW(inf.pool_rows(sub.data(), T, 10, 3, pooled.data()), Error);
 }

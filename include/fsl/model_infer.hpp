@@ -43,15 +43,17 @@ class EncoderInference {
   // forward() computes a window's, without the final pooling: x (B, frames, n_mels) -> out
   // (B, map_channels(), frames / map_stride(), map_width()). Row r of a run's maps covers its
   // frames [r * map_stride(), (r + 1) * map_stride()) (and, through the convolutions, up to ~4
-  // strides around them). v1 only.
+  // strides around them). v1 only: a v2 encoder's map_stride() and map_floats() are 0.
   void maps(const float* x, int B, int frames, float* out);
   int map_channels() const { return 64; }
-  int map_stride() const { return 1 << num_blocks_; }
+  int map_stride() const { return fallback_ ? 0 : 1 << num_blocks_; }
   int map_width() const { return n_mels_ >> num_blocks_; }
-  // emb (dim()) = the final adaptive average pool over rows [r0, r0 + rows) of one run's maps
-  // (map_channels(), H, map_width()): what forward() returns for a window whose own maps are
-  // those rows. Throws fsl::Error for rows outside the maps.
-  void pool_rows(const float* maps, int H, int r0, int rows, float* emb) const;
+  // Floats of one run's maps: map_channels() x (frames / map_stride()) x map_width().
+  size_t map_floats(int frames) const;
+  // emb (dim()) = the final adaptive average pool over rows [r0, r0 + rows) of the maps of one
+  // run of `frames` frames: what forward() returns for a window whose own maps are those rows.
+  // Throws fsl::Error for rows outside the maps.
+  void pool_rows(const float* maps, int frames, int r0, int rows, float* emb) const;
 
  private:
   void run(const float* x, int B, int frames, float* emb, float* maps_out);
