@@ -1,12 +1,13 @@
-// Prototypical losses on the GPU. The host sorts the labels and lists supports and queries
-// exactly as src/loss.cpp does; the device computes prototypes, distances, the per-query
-// softmax and the gradient, all accumulated in double like the CPU op. One thread per query for
-// the softmax (L is ~20), one block per (query, prototype) distance.
+// Prototypical losses on the GPU. The host plans supports and queries with the CPU loss's
+// plan_prototypes; the device computes prototypes, distances, the per-query softmax and the
+// gradient, all accumulated in double like the CPU op. One thread per query for the softmax
+// (L is ~20), one block per (query, prototype) distance.
 #include <algorithm>
 #include <cmath>
 
 #include "fsl/cuda_ops.hpp"
 #include "fsl/error.hpp"
+#include "fsl/op_math.hpp"
 #include "ops_common.hpp"
 
 namespace fsl::cuda {
@@ -41,22 +42,14 @@ __global__ void dist_kernel(double* dist, const float* emb, const double* proto,
   if (threadIdx.x == 0) dist[blockIdx.x] = total;
 }
 
-// One thread per query: loss_q = d_y - dmin + log sum_j exp(dmin - d_j), correct = (first argmin
-// == y), grad[q][j] = (1[j == y] - softmax_j) / Q = d loss / d dist.
+// One thread per query: om::proto_query (the CPU loss's per-query math) -> sums[q] = (loss_q,
+// correct), grad[q][j] = d loss / d dist.
 __global__ void softmax_kernel(double* grad, double* sums, const double* dist,
                                const int32_t* target, int Q, int L) {
   FSL_KERNEL_LOOP(q, Q) {
-    const double* d = dist + q * L;
-    int arg = 0;
-    for (int j = 1; j < L; ++j)
-      if (d[j] < d[arg]) arg = j;
-    const double dmin = d[arg];
-    double z = 0;
-    for (int j = 0; j < L; ++j) z += exp(dmin - d[j]);
-    const int y = target[q];
-    sums[2 * q] = d[y] - dmin + log(z);
-    sums[2 * q + 1] = arg == y ? 1.0 : 0.0;
-    for (int j = 0; j < L; ++j) grad[q * L + j] = ((j == y ? 1.0 : 0.0) - exp(dmin - d[j]) / z) / Q;
+    bool correct = false;
+    sums[2 * q] = om::proto_query(dist + q * L, L, target[q], Q, grad + q * L, &correct);
+    sums[2 * q + 1] = correct ? 1.0 : 0.0;
   }
 }
 
@@ -98,38 +91,20 @@ LossResult CudaProtoLoss::compute(CudaContext& ctx, const float* emb, const int*
   if (B < 1 || B > max_batch_)
     fail("CUDA prototypical loss: batch ", B, " outside 1..", max_batch_);
   const int D = dim_;
-  // Host bookkeeping, as src/loss.cpp: sorted labels, members in batch order.
-  std::vector<int> classes(labels, labels + B);
-  std::sort(classes.begin(), classes.end());
-  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
-  const int L = int(classes.size());
-  std::vector<std::vector<int>> members(L);
-  for (int i = 0; i < B; ++i)
-    members[std::lower_bound(classes.begin(), classes.end(), labels[i]) - classes.begin()]
-        .push_back(i);
+  const ProtoPlan plan = plan_prototypes(labels, B, n_shot, filter_negative);
+  const int L = int(plan.classes.size()), Q = int(plan.queries.size());
+  // h_index_: support (L*n_shot) | queries (Q) | targets (Q) | role (B, 2) = (query, label)
+  std::vector<int32_t> support, role(2 * size_t(B), -1);
   for (int j = 0; j < L; ++j)
-    if (int(members[j].size()) <= n_shot)
-      fail("prototypical loss: label ", classes[j], " has ", members[j].size(),
-           " samples, needs more than n_shot = ", n_shot);
-  // h_index_: support (L*n_shot) | queries (Q) | targets (Q) | role (B, 2)
-  std::vector<int32_t> support, queries, target, role(2 * size_t(B), -1);
-  for (int j = 0; j < L; ++j) {
     for (int s = 0; s < n_shot; ++s) {
-      support.push_back(members[j][s]);
-      role[2 * members[j][s] + 1] = j;
+      support.push_back(plan.members[j][s]);
+      role[2 * plan.members[j][s] + 1] = j;
     }
-    if (filter_negative && classes[j] % 2 != 0) continue;
-    for (size_t s = n_shot; s < members[j].size(); ++s) {
-      role[2 * members[j][s]] = int32_t(queries.size());
-      queries.push_back(members[j][s]);
-      target.push_back(j);
-    }
-  }
-  const int Q = int(queries.size());
-  if (Q == 0) fail("prototypical loss: no query to score (no positive, even, label?)");
-  h_index_.clear();
-  for (auto* v : {&support, &queries, &target, &role})
-    h_index_.insert(h_index_.end(), v->begin(), v->end());
+  for (int q = 0; q < Q; ++q) role[2 * plan.queries[q]] = q;
+  h_index_ = support;
+  h_index_.insert(h_index_.end(), plan.queries.begin(), plan.queries.end());
+  h_index_.insert(h_index_.end(), plan.target.begin(), plan.target.end());
+  h_index_.insert(h_index_.end(), role.begin(), role.end());
   int32_t* d_support = d_index_.get();
   int32_t* d_queries = d_support + support.size();
   int32_t* d_target = d_queries + Q;

@@ -5,8 +5,33 @@
 #include <vector>
 
 #include "fsl/error.hpp"
+#include "fsl/op_math.hpp"
 
 namespace fsl {
+
+ProtoPlan plan_prototypes(const int* labels, int B, int n_shot, bool positives_only) {
+  ProtoPlan p;
+  p.classes.assign(labels, labels + B);
+  std::sort(p.classes.begin(), p.classes.end());
+  p.classes.erase(std::unique(p.classes.begin(), p.classes.end()), p.classes.end());
+  const int L = int(p.classes.size());
+  p.members.resize(L);
+  for (int i = 0; i < B; ++i)
+    p.members[std::lower_bound(p.classes.begin(), p.classes.end(), labels[i]) - p.classes.begin()]
+        .push_back(i);
+  for (int j = 0; j < L; ++j) {
+    if (int(p.members[j].size()) <= n_shot)
+      fail("prototypical loss: label ", p.classes[j], " has ", p.members[j].size(),
+           " samples, needs more than n_shot = ", n_shot);
+    if (positives_only && p.classes[j] % 2 != 0) continue;
+    for (size_t s = n_shot; s < p.members[j].size(); ++s) {
+      p.queries.push_back(p.members[j][s]);
+      p.target.push_back(j);
+    }
+  }
+  if (p.queries.empty()) fail("prototypical loss: no query to score (no positive, even, label?)");
+  return p;
+}
 
 namespace {
 
@@ -15,19 +40,9 @@ namespace {
 template <typename T>
 LossResult proto_loss(const T* emb, const int* labels, int B, int D, int n_shot, T* demb,
                       bool positives_only) {
-  std::vector<int> classes(labels, labels + B);
-  std::sort(classes.begin(), classes.end());
-  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
-  const int L = int(classes.size());
-  std::vector<std::vector<int>> members(L);
-  for (int i = 0; i < B; ++i) {
-    const int j = int(std::lower_bound(classes.begin(), classes.end(), labels[i]) - classes.begin());
-    members[j].push_back(i);
-  }
-  for (int j = 0; j < L; ++j)
-    if (int(members[j].size()) <= n_shot)
-      fail("prototypical loss: label ", classes[j], " has ", members[j].size(),
-           " samples, needs more than n_shot = ", n_shot);
+  const ProtoPlan plan = plan_prototypes(labels, B, n_shot, positives_only);
+  const auto& members = plan.members;
+  const int L = int(plan.classes.size()), Q = int(plan.queries.size());
 
   std::vector<double> proto(size_t(L) * D, 0.0), dproto(size_t(L) * D, 0.0);
   for (int j = 0; j < L; ++j)
@@ -35,24 +50,13 @@ LossResult proto_loss(const T* emb, const int* labels, int B, int D, int n_shot,
       const T* e = emb + size_t(members[j][s]) * D;
       for (int k = 0; k < D; ++k) proto[size_t(j) * D + k] += double(e[k]) / n_shot;
     }
-
-  std::vector<int> queries, target;  // batch index, prototype index
-  for (int j = 0; j < L; ++j) {
-    if (positives_only && (classes[j] % 2 != 0)) continue;
-    for (size_t s = n_shot; s < members[j].size(); ++s) {
-      queries.push_back(members[j][s]);
-      target.push_back(j);
-    }
-  }
-  const int Q = int(queries.size());
-  if (Q == 0) fail("prototypical loss: no query to score (no positive, even, label?)");
   if (demb) std::fill(demb, demb + size_t(B) * D, T(0));
 
   double loss = 0;
   int correct = 0;
   std::vector<double> dist(L), g(L);
   for (int qi = 0; qi < Q; ++qi) {
-    const T* q = emb + size_t(queries[qi]) * D;
+    const T* q = emb + size_t(plan.queries[qi]) * D;
     for (int j = 0; j < L; ++j) {
       double s = 0;
       for (int k = 0; k < D; ++k) {
@@ -61,15 +65,11 @@ LossResult proto_loss(const T* emb, const int* labels, int B, int D, int n_shot,
       }
       dist[j] = s;
     }
-    const int y = target[qi];
-    const double dmin = *std::min_element(dist.begin(), dist.end());
-    double z = 0;
-    for (int j = 0; j < L; ++j) z += std::exp(dmin - dist[j]);
-    loss += dist[y] - dmin + std::log(z);
-    if (int(std::min_element(dist.begin(), dist.end()) - dist.begin()) == y) ++correct;
+    bool hit = false;
+    loss += om::proto_query(dist.data(), L, plan.target[qi], Q, demb ? g.data() : nullptr, &hit);
+    correct += hit;
     if (!demb) continue;
-    for (int j = 0; j < L; ++j) g[j] = ((j == y ? 1.0 : 0.0) - std::exp(dmin - dist[j]) / z) / Q;
-    T* dq = demb + size_t(queries[qi]) * D;
+    T* dq = demb + size_t(plan.queries[qi]) * D;
     for (int j = 0; j < L; ++j)
       for (int k = 0; k < D; ++k) {
         const double t = 2.0 * g[j] * (double(q[k]) - proto[size_t(j) * D + k]);

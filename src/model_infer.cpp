@@ -47,9 +47,8 @@ struct Plane {
 };
 
 // Folds BN slot `s` of block `b` into its convolution (in double, then rounded once).
-template <typename Blk>
-InferConv fold(const Blk& b, int s, const float* P, const float* buf, int cin, int cout, int k,
-               double eps) {
+InferConv fold(const EncoderBlockLayout& b, int s, const float* P, const float* buf, int cin,
+               int cout, int k, double eps) {
   InferConv c;
   c.cin = cin, c.cout = cout, c.k = k;
   c.w.resize(size_t(k) * k * cout * cin);
@@ -80,8 +79,7 @@ void conv_run(float* y, const float* x, const InferConv& c, Plane pl, bool accum
       for (int i = 0; i < c.cin; ++i)
         for (int t = 0; t < c.k * c.k; ++t) {
           const float w = c.w[(size_t(t) * c.cout + o) * c.cin + i];
-          const float* xs =
-              x + i * S + first + (t / c.k - pad) * pl.stride() + (t % c.k - pad);
+          const float* xs = x + i * S + first + (t / c.k - pad) * pl.stride() + (t % c.k - pad);
           for (int j = 0; j < n; ++j) yo[j] += w * xs[j];
         }
     }
@@ -149,19 +147,19 @@ EncoderInference::EncoderInference(EncoderT<float>& enc, int threads)
       n_mels_(enc.config().n_mels),
       max_frames_(enc.max_frames()),
       dim_(enc.dim()),
-      pool_h_(enc.pool_h_),
-      pool_w_(enc.pool_w_),
+      pool_h_(enc.layout().pool_h),
+      pool_w_(enc.layout().pool_w),
       min_frames_(enc.min_frames()),
-      num_blocks_(enc.num_blocks_),
-      act_(enc.act_) {
+      num_blocks_(enc.layout().num_blocks),
+      act_(enc.layout().act) {
   if (fallback_) return;
   const double eps = BatchNormParams{}.eps;
-  const float* P = enc.params_.data();
-  const float* buf = enc.buffers_.data();
+  const float* P = enc.params().data();
+  const float* buf = enc.running_stats().data();
   int64_t largest = 0;
   int H = max_frames_, W = n_mels_;
-  for (int bi = 0; bi < enc.num_blocks_; ++bi) {
-    const auto& b = enc.blocks_[bi];
+  for (int bi = 0; bi < num_blocks_; ++bi) {
+    const EncoderBlockLayout& b = enc.layout().blocks[bi];
     detail::InferBlock ib;
     for (int k = 0; k < 3; ++k) ib.conv[k] = fold(b, k, P, buf, k == 0 ? b.cin : b.c, b.c, 3, eps);
     ib.shortcut = fold(b, 3, P, buf, b.cin, b.c, 1, eps);
@@ -223,9 +221,11 @@ void EncoderInference::pool_rows(const float* maps, int frames, int r0, int rows
   for (int c = 0; c < C; ++c) {
     const float* mc = maps + (int64_t(c) * H + r0) * W;
     for (int i = 0; i < pool_h_; ++i) {
-      const int h0 = om::adaptive_bin_start(i, rows, pool_h_), h1 = om::adaptive_bin_end(i, rows, pool_h_);
+      const int h0 = om::adaptive_bin_start(i, rows, pool_h_),
+                h1 = om::adaptive_bin_end(i, rows, pool_h_);
       for (int j = 0; j < pool_w_; ++j) {
-        const int w0 = om::adaptive_bin_start(j, W, pool_w_), w1 = om::adaptive_bin_end(j, W, pool_w_);
+        const int w0 = om::adaptive_bin_start(j, W, pool_w_),
+                  w1 = om::adaptive_bin_end(j, W, pool_w_);
         float s = 0;
         for (int h = h0; h < h1; ++h)
           for (int w = w0; w < w1; ++w) s += mc[h * W + w];

@@ -143,8 +143,10 @@ Safetensors read_safetensors(const fs::path& path) {
     if (!v.IsMap() || !v["dtype"] || !v["shape"] || !v["data_offsets"])
       fail(t, ": needs dtype, shape and data_offsets");
     const std::string dtype = text(v["dtype"], "tensor '" + name + "': dtype");
-    if (!parse_dtype(dtype, s.dtype)) fail(t, ": dtype ", dtype, " is not supported (F32, F64, I64)");
-    if (!v["shape"].IsSequence() || !v["data_offsets"].IsSequence() || v["data_offsets"].size() != 2)
+    if (!parse_dtype(dtype, s.dtype))
+      fail(t, ": dtype ", dtype, " is not supported (F32, F64, I64)");
+    if (!v["shape"].IsSequence() || !v["data_offsets"].IsSequence() ||
+        v["data_offsets"].size() != 2)
       fail(t, ": bad shape or data_offsets");
     try {
       int64_t numel = 1;  // checked here so that numel() cannot overflow
@@ -209,22 +211,23 @@ void load_tensors(const Safetensors& file, const std::vector<NamedTensor>& dst,
         fail(where, ": tensor '", name, "' is not in this encoder (another architecture?)");
 }
 
-void save_checkpoint(const fs::path& path, Encoder& encoder, const std::vector<NamedTensor>& extra,
+void save_checkpoint(const fs::path& path, const std::vector<NamedTensor>& encoder,
+                     const FeaturesConfig& cfg, const std::vector<NamedTensor>& extra,
                      const std::map<std::string, std::string>& metadata) {
-  std::vector<NamedTensor> all = encoder.state();
+  std::vector<NamedTensor> all = encoder;
   all.insert(all.end(), extra.begin(), extra.end());
   std::map<std::string, std::string> meta = metadata;
   meta.emplace("format", "pt");  // safetensors.torch convention
-  meta.emplace("fsl.arch", encoder.config().arch);
+  meta.emplace("fsl.arch", cfg.arch);
   write_safetensors(path, all, meta);
 }
 
-Safetensors load_checkpoint(const fs::path& path, Encoder& encoder,
-                            const std::vector<NamedTensor>& extra) {
+Safetensors load_checkpoint(const fs::path& path, const std::vector<NamedTensor>& encoder,
+                            const FeaturesConfig& cfg, const std::vector<NamedTensor>& extra) {
   Safetensors file = read_safetensors(path);
-  std::vector<NamedTensor> dst = encoder.state();
+  std::vector<NamedTensor> dst = encoder;
   dst.insert(dst.end(), extra.begin(), extra.end());
-  load_tensors(file, dst, path, encoder.config().layer_4 ? "" : "encoder.layer4.");
+  load_tensors(file, dst, path, cfg.layer_4 ? "" : "encoder.layer4.");
   return file;
 }
 

@@ -50,14 +50,9 @@ class CpuTrainBackend final : public TrainBackend {
   void set_lr(float lr) override { adam_.set_lr(lr); }
   void set_dropout_seed(uint64_t seed) override { enc_.set_dropout_seed(seed); }
 
-  void save(const std::filesystem::path& path, bool with_optimizer,
-            const std::map<std::string, std::string>& metadata) override {
-    save_checkpoint(path, enc_, with_optimizer ? adam_.state() : std::vector<NamedTensor>{},
-                    metadata);
-  }
-  Safetensors load(const std::filesystem::path& path, bool with_optimizer) override {
-    return load_checkpoint(path, enc_, with_optimizer ? adam_.state() : std::vector<NamedTensor>{});
-  }
+  std::vector<NamedTensor> encoder_state() override { return enc_.state(); }
+  std::vector<NamedTensor> optimizer_state() override { return adam_.state(); }
+  const FeaturesConfig& features() const override { return enc_.config(); }
 
   std::vector<float> params() override {
     return std::vector<float>(enc_.params().begin(), enc_.params().end());
@@ -81,6 +76,20 @@ class CpuTrainBackend final : public TrainBackend {
 };
 
 }  // namespace
+
+void TrainBackend::save(const std::filesystem::path& path, bool with_optimizer,
+                        const std::map<std::string, std::string>& metadata) {
+  save_checkpoint(path, encoder_state(), features(),
+                  with_optimizer ? optimizer_state() : std::vector<NamedTensor>{}, metadata);
+}
+
+Safetensors TrainBackend::load(const std::filesystem::path& path, bool with_optimizer) {
+  Safetensors file =
+      load_checkpoint(path, encoder_state(), features(),
+                      with_optimizer ? optimizer_state() : std::vector<NamedTensor>{});
+  loaded(with_optimizer);
+  return file;
+}
 
 std::unique_ptr<TrainBackend> make_train_backend(const std::string& device, const Config& c,
                                                  int max_batch, int max_frames) {

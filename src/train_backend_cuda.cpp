@@ -2,8 +2,8 @@
 // step). Per episode: x is copied to the device (one cudaMemcpyAsync on the encoder's stream),
 // forward, loss (labels go with CudaProtoLoss's host bookkeeping; it returns loss and accuracy,
 // the step's one wait), backward and Adam are enqueued and overlap the host's next episode.
-// Checkpoints: the encoder's and Adam's host views (CudaEncoder::state, CudaAdam::state) written
-// and read as save_checkpoint / load_checkpoint do for the CPU encoder.
+// Checkpoints: TrainBackend::save / load over the encoder's and Adam's host views
+// (CudaEncoder::state, CudaAdam::state), uploaded again after a load.
 #include "fsl/error.hpp"
 #include "fsl/train_backend.hpp"
 
@@ -67,30 +67,12 @@ class CudaTrainBackend final : public TrainBackend {
   void set_lr(float lr) override { adam_.set_lr(lr); }
   void set_dropout_seed(uint64_t seed) override { enc_.set_dropout_seed(seed); }
 
-  void save(const std::filesystem::path& path, bool with_optimizer,
-            const std::map<std::string, std::string>& metadata) override {
-    std::vector<NamedTensor> all = enc_.state();  // waits for the device, downloads
-    if (with_optimizer) {
-      const std::vector<NamedTensor> opt = adam_.state();
-      all.insert(all.end(), opt.begin(), opt.end());
-    }
-    std::map<std::string, std::string> meta = metadata;  // as save_checkpoint
-    meta.emplace("format", "pt");
-    meta.emplace("fsl.arch", enc_.config().arch);
-    write_safetensors(path, all, meta);
-  }
-
-  Safetensors load(const std::filesystem::path& path, bool with_optimizer) override {
-    Safetensors file = read_safetensors(path);
-    std::vector<NamedTensor> dst = enc_.state();  // host views to load into
-    if (with_optimizer) {
-      const std::vector<NamedTensor> opt = adam_.state();
-      dst.insert(dst.end(), opt.begin(), opt.end());
-    }
-    load_tensors(file, dst, path, enc_.config().layer_4 ? "" : "encoder.layer4.");
+  std::vector<NamedTensor> encoder_state() override { return enc_.state(); }
+  std::vector<NamedTensor> optimizer_state() override { return adam_.state(); }
+  const FeaturesConfig& features() const override { return enc_.config(); }
+  void loaded(bool with_optimizer) override {
     enc_.load_state();
     if (with_optimizer) adam_.load_state();
-    return file;
   }
 
   std::vector<float> params() override {

@@ -100,21 +100,6 @@ class DeviceArena {
   size_t capacity_ = 0, used_ = 0;
 };
 
-// Sizes blocks on a dry run and hands them out on the real one (see CudaEncoder's planning).
-struct ArenaPlanner {
-  DeviceArena* arena;
-  bool dry = true;
-  size_t bytes = 0;
-  template <typename T>
-  T* get(size_t count) {
-    if (dry) {
-      bytes += DeviceArena::aligned(count * sizeof(T));
-      return nullptr;
-    }
-    return arena->take<T>(count);
-  }
-};
-
 // Device memory of n elements of T, freed on destruction; upload/download are synchronous
 // (tests, checkpoints, set-up: never in the training step).
 template <typename T>

@@ -3,8 +3,9 @@
 // in device buffers with the CPU encoder's flat layout (so a parameter vector moves between the
 // backends as is); activations in one device arena planned for max_batch x max_frames; the conv
 // plans for that shape are made at construction. forward/backward allocate nothing.
-// Initialisation equals fsl::Encoder's for the same seed (a small host Encoder supplies the
-// layout, the initial values and the checkpoint names); state() downloads into it.
+// The block graph, the parameter layout, the initialisation (equal to fsl::Encoder's for the
+// same seed) and the checkpoint names are fsl::Encoder's: both run EncoderCore
+// (include/fsl/encoder_graph.hpp); this class owns the device memory.
 //
 // This header needs no CUDA headers: without FSL_HAVE_CUDA, src/cuda_ops_stub.cpp makes the
 // constructor throw ("built without CUDA"). TF32 is off unless allow_tf32.

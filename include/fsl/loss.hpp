@@ -5,8 +5,20 @@
 // -log softmax_j(-d(q, p_j))[own label]; accuracy is the fraction whose nearest prototype is their
 // own. (The baseline assumes equal counts per label; with equal counts this is the same mean.)
 #pragma once
+#include <vector>
 
 namespace fsl {
+
+// The roles in one episode, shared by the CPU and CUDA losses: labels sorted, for each its
+// samples in batch order (the first n_shot are the support), and the scored queries (every
+// label's, or only even labels' when positives_only) with their label's index. Throws
+// fsl::Error when a label has <= n_shot samples or no query is scored.
+struct ProtoPlan {
+  std::vector<int> classes;               // (L) sorted distinct labels
+  std::vector<std::vector<int>> members;  // (L) batch indices of each label, in batch order
+  std::vector<int> queries, target;       // (Q) batch index, index into classes
+};
+ProtoPlan plan_prototypes(const int* labels, int B, int n_shot, bool positives_only);
 
 struct LossResult {
   double loss = 0;

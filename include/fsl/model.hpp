@@ -10,23 +10,98 @@
 //
 // T is float for real use; double exists for the finite-difference gradient checks.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "fsl/config.hpp"
+#include "fsl/encoder_graph.hpp"
 #include "fsl/ops.hpp"
 #include "fsl/tensor.hpp"
 
 namespace fsl {
 
-class EncoderInference;
+// The encoder's layers on the CPU for EncoderCore: the ops of fsl/ops.hpp with an im2col buffer
+// planned for the largest block.
+template <typename T>
+struct CpuEncoderOps {
+  T* col = nullptr;
+
+  template <class Plan>
+  void plan_scratch(Plan& pl, const EncoderLayout& L, int /*max_batch*/, int max_frames) {
+    int64_t n = 0;
+    for (int bi = 0, H = max_frames, W = L.cfg.n_mels; bi < L.num_blocks; ++bi, H /= 2, W /= 2)
+      n = std::max(n, conv2d_col_size(std::max(L.blocks[bi].cin, L.blocks[bi].c), H, W, 3));
+    col = pl.template get<T>(n);
+  }
+  void conv2d_forward(T* y, const T* x, const T* w, const T* b, int N, int Cin, int H, int W,
+                      int Cout, int k) {
+    fsl::conv2d_forward(y, x, w, b, N, Cin, H, W, Cout, k, col);
+  }
+  void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int N, int Cin,
+                       int H, int W, int Cout, int k, bool accumulate_dx) {
+    fsl::conv2d_backward(dx, dw, db, dy, x, w, N, Cin, H, W, Cout, k, col, accumulate_dx);
+  }
+  template <typename... A>
+  void batchnorm2d_forward(A... a) {
+    fsl::batchnorm2d_forward<T>(a...);
+  }
+  template <typename... A>
+  void batchnorm2d_backward(A... a) {
+    fsl::batchnorm2d_backward<T>(a...);
+  }
+  template <typename... A>
+  void activation_forward(A... a) {
+    fsl::activation_forward<T>(a...);
+  }
+  template <typename... A>
+  void activation_backward(A... a) {
+    fsl::activation_backward<T>(a...);
+  }
+  template <typename... A>
+  void maxpool2d_forward(A... a) {
+    fsl::maxpool2d_forward<T>(a...);
+  }
+  template <typename... A>
+  void maxpool2d_backward(A... a) {
+    fsl::maxpool2d_backward<T>(a...);
+  }
+  template <typename... A>
+  void dropout_forward(A... a) {
+    fsl::dropout_forward<T>(a...);
+  }
+  template <typename... A>
+  void dropout_backward(A... a) {
+    fsl::dropout_backward<T>(a...);
+  }
+  template <typename... A>
+  void add_forward(A... a) {
+    fsl::add_forward<T>(a...);
+  }
+  template <typename... A>
+  void adaptive_avgpool2d_forward(A... a) {
+    fsl::adaptive_avgpool2d_forward<T>(a...);
+  }
+  template <typename... A>
+  void adaptive_avgpool2d_backward(A... a) {
+    fsl::adaptive_avgpool2d_backward<T>(a...);
+  }
+  template <typename... A>
+  void channel_attention_forward(A... a) {
+    fsl::channel_attention_forward<T>(a...);
+  }
+  template <typename... A>
+  void channel_attention_backward(A... a) {
+    fsl::channel_attention_backward<T>(a...);
+  }
+};
 
 template <typename T>
 class EncoderT {
  public:
-  static constexpr int kMaxBlocks = 4;
+  static constexpr int kMaxBlocks = EncoderLayout::kMaxBlocks;
 
   // Throws fsl::Error for an invalid config (arch, non_linearity, embedding_dim not a multiple of
   // time_max_pool_dim * 64, ...). Weights: Kaiming normal (fan_out), BN weight 1, bias 0, seeded.
@@ -35,83 +110,46 @@ class EncoderT {
   // x (B, frames, n_mels) -> emb (B, dim()); B <= max_batch, min_frames() <= frames <= max_frames.
   // x must stay alive and unchanged until backward() (it is the first conv's saved input).
   // training: BN batch statistics (running stats updated) and dropout; else running stats.
-  void forward(const T* x, int B, int frames, bool training, T* emb);
+  void forward(const T* x, int B, int frames, bool training, T* emb) {
+    core_.forward(ops_, buffers(), x, B, frames, training, emb);
+  }
   // After forward(..., training = true): grads() += d loss / d params, given demb (B, dim()).
-  void backward(const T* demb);
+  void backward(const T* demb) { core_.backward(ops_, buffers(), demb); }
 
   std::span<T> params() { return params_; }
   std::span<T> grads() { return grads_; }
-  void zero_grad();
-  int dim() const { return dim_; }
-  int min_frames() const { return 1 << num_blocks_; }
-  int max_batch() const { return max_batch_; }
-  int max_frames() const { return max_frames_; }
-  const FeaturesConfig& config() const { return cfg_; }
+  std::span<const T> params() const { return params_; }
+  std::span<const T> running_stats() const { return running_; }  // layout().blocks' run_mean/var
+  void zero_grad() { std::fill(grads_.begin(), grads_.end(), T(0)); }
+  const EncoderLayout& layout() const { return core_.layout(); }
+  int dim() const { return layout().dim; }
+  int min_frames() const { return layout().min_frames(); }
+  int max_batch() const { return core_.max_batch(); }
+  int max_frames() const { return core_.max_frames(); }
+  const FeaturesConfig& config() const { return layout().cfg; }
 
   // Every parameter and buffer as a named view (PyTorch names), in state_dict order.
-  std::vector<NamedTensor> state();
+  std::vector<NamedTensor> state() {
+    return layout().state(params_.data(), running_.data(), counters_.data());
+  }
   // Dropout masks are drawn from (seed, forward count); freezing repeats the last mask (tests).
-  void freeze_dropout(bool frozen) { dropout_frozen_ = frozen; }
+  void freeze_dropout(bool frozen) { core_.freeze_dropout(frozen); }
   // Restarts the dropout stream: masks then depend only on (seed, forwards since this call), so
   // a run resumed at an epoch boundary draws the same masks as an uninterrupted one.
-  void set_dropout_seed(uint64_t seed) {
-    seed_ = seed;
-    forward_count_ = 0;
-  }
+  void set_dropout_seed(uint64_t seed) { core_.set_dropout_seed(seed); }
 
  private:
-  friend class EncoderInference;  // reads the blocks' parameter offsets to fold them
-  struct Block {
-    int cin = 0, c = 0, cr = 0;  // channels in/out, attention hidden width
-    // index k: 0..2 = conv1..3 (3x3) with bn1..3, 3 = downsample conv1x1 + BN. -1 = absent.
-    int64_t conv_w[4], conv_b[4], bn_w[4], bn_b[4], ca_w1 = -1, ca_w2 = -1;
-    int64_t run_mean[4], run_var[4];  // offsets into buffers_
-    int bn_count[4];                  // index into batches_tracked_
-    // activations for the planned maximum (N, c, H, W) at this block's input resolution
-    T *in = nullptr, *conv[4], *act1, *act2, *bn3_out, *sum, *out, *mask;
-    T *mean[4], *invstd[4];
-    ChannelAttentionSaved<T> ca{};
-    int H = 0, W = 0;  // of the last forward
-  };
-  void plan_parameters();
-  void plan_activations();
-  void init_weights(uint64_t seed);
-  void block_forward(Block& b, const T* x, int N, int H, int W, bool training, uint64_t seed);
-  void block_backward(Block& b, T* dout, T* din, int N, bool first);
+  EncoderBuffers<T> buffers() {
+    return {params_.data(), grads_.data(), running_.data(), counters_.data()};
+  }
 
-  FeaturesConfig cfg_;
-  Activation act_;
-  int max_batch_, max_frames_, num_blocks_, dim_, pool_h_, pool_w_;
-  std::vector<Block> blocks_;  // all kMaxBlocks, as PyTorch builds them; num_blocks_ run
-  struct Entry {
-    std::string name;
-    std::vector<int64_t> shape;
-    int kind;  // 0 parameter, 1 float buffer, 2 int64 counter
-    int64_t offset;
-  };
-  std::vector<Entry> entries_;
-  std::vector<T> params_, grads_, buffers_;
-  std::vector<int64_t> batches_tracked_;
+  EncoderCore<T, CpuEncoderOps<T>> core_;
+  CpuEncoderOps<T> ops_;
+  std::vector<T> params_, grads_, running_;
+  std::vector<int64_t> counters_;  // num_batches_tracked
   Arena arena_;
-  T *col_ = nullptr, *tmp_ = nullptr, *g_[3] = {}, *d_[2] = {};
-  const T* input_ = nullptr;
-  int last_B_ = 0, last_T_ = 0;
-  bool last_training_ = false, dropout_frozen_ = false;
-  uint64_t seed_ = 0, forward_count_ = 0;
 };
 
 using Encoder = EncoderT<float>;
-
-// Where a state() name lives in the encoder: "encoder.layer<i>.0.<module>.<leaf>".
-// block = i - 1; slot = 0..2 for conv<k+1>/bn<k+1>, 3 for downsample.0/.1, -1 for the channel
-// attention (ca.fc.0 / ca.fc.2); conv = a convolution weight or bias (conv<k>, downsample.0);
-// field = "<module>.<leaf>", leaf = the last part (weight, bias, running_mean, ...). Throws
-// fsl::Error for a name outside that pattern. Used by CudaEncoder to map its device buffers.
-struct EncoderTensorName {
-  int block = -1, slot = -1;
-  bool conv = false;
-  std::string field, leaf;
-};
-EncoderTensorName parse_encoder_tensor_name(const std::string& name);
 
 }  // namespace fsl

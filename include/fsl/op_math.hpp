@@ -74,7 +74,9 @@ FSL_HD inline int segment_row(int t, int len, int seg, bool pad) {
 }
 
 // Adaptive average pooling's bins (PyTorch): output i of `out` covers input [start, end) of `in`.
-FSL_HD inline int adaptive_bin_start(int i, int in, int out) { return int((int64_t(i) * in) / out); }
+FSL_HD inline int adaptive_bin_start(int i, int in, int out) {
+  return int((int64_t(i) * in) / out);
+}
 FSL_HD inline int adaptive_bin_end(int i, int in, int out) {
   return int((int64_t(i + 1) * in + out - 1) / out);  // ceil
 }
@@ -114,6 +116,24 @@ FSL_HD inline void adam_update(float& p, float g, float& m, float& v, float lr, 
   v = beta2 * v + (1.0f - beta2) * g * g;
   float denom = sqrtf(v) / sqrtf(bc2) + eps;
   p -= lr / bc1 * m / denom;
+}
+
+// One query of the prototypical loss from its squared distances d (L) to the prototypes and its
+// own label y: returns d_y - dmin + log sum_j exp(dmin - d_j) (-log softmax, shifted by the
+// nearest distance so that no exp overflows); *correct = (the first nearest is y); when grad is
+// given, grad[j] = d loss / d d_j of the mean over Q queries = (1[j == y] - softmax_j) / Q.
+FSL_HD inline double proto_query(const double* d, int L, int y, int Q, double* grad,
+                                 bool* correct) {
+  int arg = 0;
+  for (int j = 1; j < L; ++j)
+    if (d[j] < d[arg]) arg = j;
+  const double dmin = d[arg];
+  double z = 0;
+  for (int j = 0; j < L; ++j) z += exp(dmin - d[j]);
+  *correct = arg == y;
+  if (grad)
+    for (int j = 0; j < L; ++j) grad[j] = ((j == y ? 1.0 : 0.0) - exp(dmin - d[j]) / z) / Q;
+  return d[y] - dmin + log(z);
 }
 
 }  // namespace fsl::om

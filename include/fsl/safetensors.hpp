@@ -42,13 +42,28 @@ Safetensors read_safetensors(const std::filesystem::path& path);
 void load_tensors(const Safetensors& file, const std::vector<NamedTensor>& dst,
                   const std::filesystem::path& origin, const std::string& skip_missing_prefix = "");
 
-// The encoder's state plus `extra` (e.g. Adam::state()) and metadata (epoch, config yaml).
-void save_checkpoint(const std::filesystem::path& path, Encoder& encoder,
-                     const std::vector<NamedTensor>& extra = {},
+// The one checkpoint writer of both training backends: an encoder's state (named views in
+// state_dict order: Encoder::state(), CudaEncoder::state()) plus `extra` (e.g. Adam's state) and
+// metadata (epoch, config yaml), with "format" and "fsl.arch" added.
+void save_checkpoint(const std::filesystem::path& path, const std::vector<NamedTensor>& encoder,
+                     const FeaturesConfig& cfg, const std::vector<NamedTensor>& extra = {},
                      const std::map<std::string, std::string>& metadata = {});
-// Loads the encoder's tensors (and `extra`, when given, which must be present) from `path`;
-// returns the file (its metadata and any other tensors).
-Safetensors load_checkpoint(const std::filesystem::path& path, Encoder& encoder,
+// Loads into the encoder's views (and `extra`, when given, which must be present) from `path`;
+// layer4 may be absent when cfg does not run it. Returns the file (its metadata and any other
+// tensors).
+Safetensors load_checkpoint(const std::filesystem::path& path,
+                            const std::vector<NamedTensor>& encoder, const FeaturesConfig& cfg,
                             const std::vector<NamedTensor>& extra = {});
+
+// The CPU encoder's checkpoint, as above.
+inline void save_checkpoint(const std::filesystem::path& path, Encoder& encoder,
+                            const std::vector<NamedTensor>& extra = {},
+                            const std::map<std::string, std::string>& metadata = {}) {
+  save_checkpoint(path, encoder.state(), encoder.config(), extra, metadata);
+}
+inline Safetensors load_checkpoint(const std::filesystem::path& path, Encoder& encoder,
+                                   const std::vector<NamedTensor>& extra = {}) {
+  return load_checkpoint(path, encoder.state(), encoder.config(), extra);
+}
 
 }  // namespace fsl

@@ -45,16 +45,24 @@ class TrainBackend {
   // Restarts the dropout stream (fsl::Encoder::set_dropout_seed): the same masks on both backends.
   virtual void set_dropout_seed(uint64_t seed) = 0;
 
-  // The encoder's state (+ the Adam state when with_optimizer) and `metadata` (+ "format",
-  // "fsl.arch"), written atomically: fsl::save_checkpoint's file.
-  virtual void save(const std::filesystem::path& path, bool with_optimizer,
-                    const std::map<std::string, std::string>& metadata) = 0;
+  // The encoder's state (+ the Adam state when with_optimizer) and `metadata`, written
+  // atomically by fsl::save_checkpoint, the same file from either backend.
+  void save(const std::filesystem::path& path, bool with_optimizer,
+            const std::map<std::string, std::string>& metadata);
   // fsl::load_checkpoint: the encoder's tensors (and the Adam state, which must then be present);
   // returns the file (its metadata). Errors name the file.
-  virtual Safetensors load(const std::filesystem::path& path, bool with_optimizer) = 0;
+  Safetensors load(const std::filesystem::path& path, bool with_optimizer);
 
   // The flat parameter vector in fsl::Encoder's layout, copied to the host (tests).
   virtual std::vector<float> params() = 0;
+
+ protected:
+  // Host views of the encoder's and Adam's state (the CUDA backend downloads into them first).
+  virtual std::vector<NamedTensor> encoder_state() = 0;
+  virtual std::vector<NamedTensor> optimizer_state() = 0;
+  virtual const FeaturesConfig& features() const = 0;
+  // After load() wrote into the views of the last *_state() calls (the CUDA backend uploads).
+  virtual void loaded(bool /*with_optimizer*/) {}
 };
 
 // A backend on `device` ("cpu" | "cuda") for episodes of up to max_batch x max_frames x
