@@ -21,7 +21,8 @@ bool cuda_device_available(std::string* why) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
-    if (why) *why = std::string("no usable CUDA device: cudaGetDeviceCount: ") + cudaGetErrorString(e);
+    if (why)
+      *why = std::string("no usable CUDA device: cudaGetDeviceCount: ") + cudaGetErrorString(e);
     cudaGetLastError();  // reset the last-error state so later checks start clean
     return false;
   }
@@ -95,19 +96,26 @@ struct Slot {
   bool have_plan = false;
   cublasHandle_t blas = nullptr;
   PinnedBuffer<float> h_samples, h_logmel, h_pcen;        // (capacity), (F, M), (F, M)
-  DeviceBuffer<float> d_samples;                           // (capacity)
-  DeviceBuffer<double> d_frames;                           // (F, n_fft)
-  DeviceBuffer<cufftDoubleComplex> d_spec;                 // (F, nb)
-  DeviceBuffer<float> d_power;                             // (F, nb), GEMM path only
-  DeviceBuffer<float> d_mel, d_energy, d_logmel, d_pcen;   // (F, M) each
-  DeviceBuffer<fscan::Affine> d_tile_maps;                 // (num_tiles(F), M)
-  DeviceBuffer<double> d_tile_start;                       // (num_tiles(F), M)
+  DeviceBuffer<float> d_samples;                          // (capacity)
+  DeviceBuffer<double> d_frames;                          // (F, n_fft)
+  DeviceBuffer<cufftDoubleComplex> d_spec;                // (F, nb)
+  DeviceBuffer<float> d_power;                            // (F, nb), GEMM path only
+  DeviceBuffer<float> d_mel, d_energy, d_logmel, d_pcen;  // (F, M) each
+  DeviceBuffer<fscan::Affine> d_tile_maps;                // (num_tiles(F), M)
+  DeviceBuffer<double> d_tile_start;                      // (num_tiles(F), M)
 
   Slot(int F, int n_fft, int M, size_t cap)
-      : h_samples(cap), h_logmel(size_t(F) * M), h_pcen(size_t(F) * M), d_samples(cap),
-        d_frames(size_t(F) * n_fft), d_spec(size_t(F) * (n_fft / 2 + 1)),
-        d_power(size_t(F) * (n_fft / 2 + 1)), d_mel(size_t(F) * M), d_energy(size_t(F) * M),
-        d_logmel(size_t(F) * M), d_pcen(size_t(F) * M),
+      : h_samples(cap),
+        h_logmel(size_t(F) * M),
+        h_pcen(size_t(F) * M),
+        d_samples(cap),
+        d_frames(size_t(F) * n_fft),
+        d_spec(size_t(F) * (n_fft / 2 + 1)),
+        d_power(size_t(F) * (n_fft / 2 + 1)),
+        d_mel(size_t(F) * M),
+        d_energy(size_t(F) * M),
+        d_logmel(size_t(F) * M),
+        d_pcen(size_t(F) * M),
         d_tile_maps(size_t(fscan::num_tiles(F)) * M),
         d_tile_start(size_t(fscan::num_tiles(F)) * M) {}
   // Made after construction, so that ~Slot releases whatever was made when a step throws.
@@ -141,18 +149,26 @@ struct Slot {
 
 struct CudaFrontend::Impl {
   int F, n_fft, nb, M;
-  size_t capacity;  // samples per chunk
-  unsigned copy_threads;  // host threads of one staging memcpy
-  DeviceBuffer<double> d_window;            // (n_fft)
-  DeviceBuffer<float> d_fb;                 // (M, nb)
-  DeviceBuffer<int> d_ranges;               // (M, 2)
-  DeviceBuffer<double> d_state, d_state0;   // (M): PCEN carry, its start value
+  size_t capacity;                           // samples per chunk
+  unsigned copy_threads;                     // host threads of one staging memcpy
+  DeviceBuffer<double> d_window;             // (n_fft)
+  DeviceBuffer<float> d_fb;                  // (M, nb)
+  DeviceBuffer<int> d_ranges;                // (M, 2)
+  DeviceBuffer<double> d_state, d_state0;    // (M): PCEN carry, its start value
   std::vector<std::unique_ptr<Slot>> slots;  // (kPipelineSlots)
 
   Impl(int F_, int n_fft_, int M_, size_t cap)
-      : F(F_), n_fft(n_fft_), nb(n_fft_ / 2 + 1), M(M_), capacity(cap),
-        copy_threads(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)), d_window(n_fft),
-        d_fb(size_t(M) * nb), d_ranges(2 * size_t(M)), d_state(M), d_state0(M) {
+      : F(F_),
+        n_fft(n_fft_),
+        nb(n_fft_ / 2 + 1),
+        M(M_),
+        capacity(cap),
+        copy_threads(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)),
+        d_window(n_fft),
+        d_fb(size_t(M) * nb),
+        d_ranges(2 * size_t(M)),
+        d_state(M),
+        d_state0(M) {
     for (int i = 0; i < fscan::kPipelineSlots; ++i) {
       slots.push_back(std::make_unique<Slot>(F, n_fft, M, cap));
       slots.back()->create_handles(F, n_fft);
@@ -187,12 +203,15 @@ void CudaFrontend::Impl::enqueue(const FrontendParams& p, CudaMelPath path, cons
       fscan::parallel_memcpy(s.h_samples.p, src, sizeof(float) * ns, copy_threads);
       src = s.h_samples.p;
     }
-    FSL_CUDA_CHECK(cudaMemcpyAsync(s.d_samples.p, src, sizeof(float) * ns,
-                                   cudaMemcpyHostToDevice, s.stream));
+    FSL_CUDA_CHECK(
+        cudaMemcpyAsync(s.d_samples.p, src, sizeof(float) * ns, cudaMemcpyHostToDevice, s.stream));
     d_chunk = s.d_samples.p;
   }
-  const cuda_fe::FramingArgs fa{d_chunk, (long long)c.sample_begin, (long long)io.n,
-                                (long long)c.frame_begin, count, F, n_fft, p.hop, p.reflect_pad};
+  const cuda_fe::FramingArgs fa{d_chunk,         (long long)c.sample_begin,
+                                (long long)io.n, (long long)c.frame_begin,
+                                count,           F,
+                                n_fft,           p.hop,
+                                p.reflect_pad};
   cuda_fe::launch_frame_window(fa, d_window.p, s.d_frames.p, s.stream);
   FSL_CUDA_CHECK(cufftExecD2Z(s.plan, s.d_frames.p, s.d_spec.p));
   if (path == CudaMelPath::kFused) {
@@ -223,7 +242,8 @@ void CudaFrontend::Impl::enqueue(const FrontendParams& p, CudaMelPath path, cons
     // c-1's (another slot, another stream) has updated it. Chunk 0 follows the state's reset,
     // queued on slot 0's stream by run().
     if (index > 0)
-      FSL_CUDA_CHECK(cudaStreamWaitEvent(s.stream, slots[(index - 1) % slots.size()]->pcen_done, 0));
+      FSL_CUDA_CHECK(
+          cudaStreamWaitEvent(s.stream, slots[(index - 1) % slots.size()]->pcen_done, 0));
     cuda_fe::launch_pcen(s.d_energy.p, count, M, smoother, pp, s.d_tile_maps.p, s.d_tile_start.p,
                          d_state.p, d_out, s.stream);
     FSL_CUDA_CHECK(cudaEventRecord(s.pcen_done, s.stream));
@@ -273,15 +293,16 @@ void CudaFrontend::Impl::run(const FrontendParams& p, CudaMelPath path, const Io
   }
 }
 
-CudaFrontend::CudaFrontend(const FrontendParams& p, size_t max_chunk_samples) : p_(p) {
+CudaFrontend::CudaFrontend(const FrontendParams& p, size_t max_chunk_samples)
+    : FeatureExtractor(p) {
   if (p.n_fft < 2 || p.n_fft % 2 || p.hop <= 0 || p.n_mels <= 0 || p.sr <= 0)
     fail("CUDA front end: invalid parameters (n_fft ", p.n_fft, ", hop ", p.hop, ", n_mels ",
          p.n_mels, ")");
   std::string why;
   if (!cuda_device_available(&why)) fail("CUDA front end: ", why);
   // Grid y of the scan kernels and int frame counts bound a chunk; 2^20 frames is ~3.4 h.
-  const size_t F = std::min<size_t>(fscan::chunk_frames_for(max_chunk_samples, p.n_fft, p.hop),
-                                    size_t(1) << 20);
+  const size_t F =
+      std::min<size_t>(fscan::chunk_frames_for(max_chunk_samples, p.n_fft, p.hop), size_t(1) << 20);
   const size_t cap = fscan::chunk_sample_capacity(F, p.n_fft, p.hop);
   impl_ = std::make_unique<Impl>(int(F), p.n_fft, p.n_mels, cap);
   Impl& s = *impl_;
@@ -293,10 +314,12 @@ CudaFrontend::CudaFrontend(const FrontendParams& p, size_t max_chunk_samples) : 
   const std::vector<float> fb = mel_filterbank(p);  // (M, nb)
   const std::vector<int> ranges = fscan::mel_band_ranges(fb, p.n_mels, s.nb);
   const std::vector<double> state0(p.n_mels, fm::pcen_smoother_init());
-  FSL_CUDA_CHECK(cudaMemcpy(s.d_window.p, window.data(), sizeof(double) * n, cudaMemcpyHostToDevice));
-  FSL_CUDA_CHECK(cudaMemcpy(s.d_fb.p, fb.data(), sizeof(float) * fb.size(), cudaMemcpyHostToDevice));
-  FSL_CUDA_CHECK(cudaMemcpy(s.d_ranges.p, ranges.data(), sizeof(int) * ranges.size(),
-                            cudaMemcpyHostToDevice));
+  FSL_CUDA_CHECK(
+      cudaMemcpy(s.d_window.p, window.data(), sizeof(double) * n, cudaMemcpyHostToDevice));
+  FSL_CUDA_CHECK(
+      cudaMemcpy(s.d_fb.p, fb.data(), sizeof(float) * fb.size(), cudaMemcpyHostToDevice));
+  FSL_CUDA_CHECK(
+      cudaMemcpy(s.d_ranges.p, ranges.data(), sizeof(int) * ranges.size(), cudaMemcpyHostToDevice));
   FSL_CUDA_CHECK(cudaMemcpy(s.d_state0.p, state0.data(), sizeof(double) * state0.size(),
                             cudaMemcpyHostToDevice));
   // A pageable cudaMemcpy may return before its DMA lands, and the non-blocking streams do not
@@ -307,18 +330,6 @@ CudaFrontend::CudaFrontend(const FrontendParams& p, size_t max_chunk_samples) : 
 CudaFrontend::~CudaFrontend() = default;
 
 size_t CudaFrontend::frames_per_chunk() const { return size_t(impl_->F); }
-
-std::map<std::string, std::vector<float>> CudaFrontend::compute(
-    const float* x, size_t n, const std::vector<std::string>& types) {
-  if (n == 0) fail("CUDA front end: empty signal");
-  const auto req = parse_requested_types(types, "CUDA front end");
-  const size_t size = (1 + n / size_t(p_.hop)) * size_t(p_.n_mels);
-  std::map<std::string, std::vector<float>> out;
-  float* logmel = req.logmel ? (out["logmel"] = std::vector<float>(size)).data() : nullptr;
-  float* pcen = req.pcen ? (out["pcen"] = std::vector<float>(size)).data() : nullptr;
-  compute_into(x, n, types, logmel, pcen);
-  return out;
-}
 
 namespace {
 
@@ -338,8 +349,13 @@ void CudaFrontend::compute_into(const float* x, size_t n, const std::vector<std:
   const char* who = "CUDA front end (compute_into)";
   const auto req = parse_requested_types(types, who);
   check_request(who, x, n, req, logmel_out, pcen_out);
-  Io io{x, n, memory_kind(x), req.logmel ? logmel_out : nullptr, Mem::kPageable,
-        req.pcen ? pcen_out : nullptr, Mem::kPageable};
+  Io io{x,
+        n,
+        memory_kind(x),
+        req.logmel ? logmel_out : nullptr,
+        Mem::kPageable,
+        req.pcen ? pcen_out : nullptr,
+        Mem::kPageable};
   if (io.logmel) io.logmel_mem = memory_kind(io.logmel);
   if (io.pcen) io.pcen_mem = memory_kind(io.pcen);
   if (io.x_mem == Mem::kDevice || io.logmel_mem == Mem::kDevice || io.pcen_mem == Mem::kDevice)
@@ -347,14 +363,15 @@ void CudaFrontend::compute_into(const float* x, size_t n, const std::vector<std:
   impl_->run(p_, mel_path_, io);
 }
 
-void CudaFrontend::compute_device(const float* d_x, size_t n,
-                                  const std::vector<std::string>& types, float* d_logmel,
-                                  float* d_pcen) {
+void CudaFrontend::compute_device(const float* d_x, size_t n, const std::vector<std::string>& types,
+                                  float* d_logmel, float* d_pcen) {
   const char* who = "CUDA front end (compute_device)";
   const auto req = parse_requested_types(types, who);
   check_request(who, d_x, n, req, d_logmel, d_pcen);
-  const Io io{d_x, n, Mem::kDevice, req.logmel ? d_logmel : nullptr, Mem::kDevice,
-              req.pcen ? d_pcen : nullptr, Mem::kDevice};
+  const Io io{d_x,          n,
+              Mem::kDevice, req.logmel ? d_logmel : nullptr,
+              Mem::kDevice, req.pcen ? d_pcen : nullptr,
+              Mem::kDevice};
   if (memory_kind(d_x) != Mem::kDevice || (io.logmel && memory_kind(io.logmel) != Mem::kDevice) ||
       (io.pcen && memory_kind(io.pcen) != Mem::kDevice))
     fail(who, ": a buffer is not in device memory (use compute_into)");

@@ -13,15 +13,10 @@ bool cuda_device_available(std::string* why) {
 
 struct CudaFrontend::Impl {};
 
-CudaFrontend::CudaFrontend(const FrontendParams& p, size_t) : p_(p) {
+CudaFrontend::CudaFrontend(const FrontendParams& p, size_t) : FeatureExtractor(p) {
   fail("CUDA front end: built without CUDA");
 }
 CudaFrontend::~CudaFrontend() = default;
-
-std::map<std::string, std::vector<float>> CudaFrontend::compute(const float*, size_t,
-                                                                const std::vector<std::string>&) {
-  fail("CUDA front end: built without CUDA");
-}
 
 void CudaFrontend::compute_into(const float*, size_t, const std::vector<std::string>&, float*,
                                 float*) {

@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "fsl/audio.hpp"
-#include "fsl/cuda_frontend.hpp"
 #include "fsl/error.hpp"
 #include "fsl/features.hpp"
 #include "fsl/fileio.hpp"
@@ -110,13 +109,13 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
   std::atomic<long> written{0}, skipped{0}, failed{0};
   std::mutex err_mu;
   // runtime.device: cuda = the GPU or an error, auto = the GPU when present, cpu = FFTW. One GPU
-  // front end serves all workers (behind gpu_mu); they keep decoding on the CPU meanwhile.
-  std::unique_ptr<CudaFrontend> gpu;
-  std::mutex gpu_mu;
-  if (resolve_device(c.runtime) == "cuda" && !jobs.empty())
-    gpu = std::make_unique<CudaFrontend>(params);
+  // front end serves all workers (behind shared_mu); a CPU front end is made per worker.
+  const std::string device = resolve_device(c.runtime);
+  std::unique_ptr<FeatureExtractor> shared;
+  std::mutex shared_mu;
+  if (device == "cuda" && !jobs.empty()) shared = make_feature_extractor(device, params);
   auto worker = [&] {
-    std::unique_ptr<Frontend> fe;
+    std::unique_ptr<FeatureExtractor> own;
     for (size_t i; (i = next++) < jobs.size();) {
       const Job& job = jobs[i];
       try {
@@ -124,19 +123,18 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
           ++skipped;
         } else {
           auto x = load_audio(job.audio, params.sr);
+          // The outputs are allocated and first touched here, in parallel with the other
+          // workers, so a shared front end's critical section holds only its own work.
           std::map<std::string, std::vector<float>> feats;
-          if (gpu) {
-            // The outputs are allocated and first touched here, in parallel with the other
-            // workers, so the GPU's critical section holds only the pipelined copies and kernels.
-            const size_t size = (1 + x.size() / size_t(params.hop)) * size_t(params.n_mels);
-            for (const auto& t : types) feats[t].assign(size, 0.0f);
-            auto out = [&](const char* t) { return feats.count(t) ? feats[t].data() : nullptr; };
-            std::lock_guard<std::mutex> lock(gpu_mu);
-            gpu->compute_into(x.data(), x.size(), types, out("logmel"), out("pcen"));
-          } else {
-            if (!fe) fe = std::make_unique<Frontend>(params);
-            feats = fe->compute(x.data(), x.size(), types);
-          }
+          const size_t size = (1 + x.size() / size_t(params.hop)) * size_t(params.n_mels);
+          for (const auto& t : types) feats[t].assign(size, 0.0f);
+          auto out = [&](const char* t) { return feats.count(t) ? feats[t].data() : nullptr; };
+          if (!shared && !own) own = make_feature_extractor("cpu", params);
+          std::unique_lock<std::mutex> lock(shared_mu, std::defer_lock);
+          if (shared) lock.lock();
+          (shared ? *shared : *own)
+              .compute_into(x.data(), x.size(), types, out("logmel"), out("pcen"));
+          if (lock.owns_lock()) lock.unlock();
           const size_t frames = 1 + x.size() / size_t(params.hop);
           for (const auto& t : types) {
             const auto path = feature_path(job.audio, t);

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "frontend_kernels.hpp"
+#include "fsl/cuda_frontend.hpp"
 #include "fsl/error.hpp"
 #include "fsl/frontend_math.hpp"
 
@@ -125,7 +126,7 @@ struct Frontend::Impl {
   // Each mel triangle is non-zero on bins [band_lo[m], band_hi[m]) only: projecting over that
   // range does ~2 MACs per bin instead of n_mels (a dense sgemm: 3.3 us/frame; see mel_project).
   std::vector<int> band_lo, band_hi;
-  std::vector<float> band_weight;  // (n_mels) sum of each band's filter weights
+  std::vector<float> band_weight;               // (n_mels) sum of each band's filter weights
   std::optional<fe_kernels::MelRuns> mel_runs;  // where the filterbank has that shape
   // Float STFT of a group of 8 frames (fe_kernels::lane_fft): frames read as n_fft/2 complex
   // numbers (real parts = even samples, imaginary parts = odd samples), frame j in lane j.
@@ -144,12 +145,12 @@ struct Frontend::Impl {
   // so that a group's split writes 16 KiB of whole cache lines (a (nb, kBlockFrames) layout
   // touched 32 KiB of lines per group: with the 32 KiB FFT buffer, more than L1 holds).
   AlignedFloats power_g;
-  AlignedFloats mel_t;            // (n_mels, kBlockFrames)
-  std::vector<float> mel;         // (kBlockFrames, n_mels) PCEN's input rows
+  AlignedFloats mel_t;     // (n_mels, kBlockFrames)
+  std::vector<float> mel;  // (kBlockFrames, n_mels) PCEN's input rows
   fftw_plan plan_d = nullptr;
 };
 
-Frontend::Frontend(const FrontendParams& p) : p_(p), impl_(std::make_unique<Impl>()) {
+Frontend::Frontend(const FrontendParams& p) : FeatureExtractor(p), impl_(std::make_unique<Impl>()) {
   if (p.n_fft < 2 || p.n_fft % 2 || p.hop <= 0 || p.n_mels <= 0 || p.sr <= 0)
     fail("front end: invalid parameters (n_fft ", p.n_fft, ", hop ", p.hop, ", n_mels ", p.n_mels,
          ")");
@@ -241,18 +242,28 @@ const float* frame_at(const float* x, long long len, long long start, int n_fft,
 
 }  // namespace
 
-std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size_t n,
-                                                            const std::vector<std::string>& types) {
+std::map<std::string, std::vector<float>> FeatureExtractor::compute(
+    const float* x, size_t n, const std::vector<std::string>& types) {
+  const auto req = parse_requested_types(types, name());
+  const size_t size = num_frames(n) * size_t(p_.n_mels);
+  std::map<std::string, std::vector<float>> out;
+  float* logmel = req.logmel ? (out["logmel"] = std::vector<float>(size)).data() : nullptr;
+  float* pcen = req.pcen ? (out["pcen"] = std::vector<float>(size)).data() : nullptr;
+  compute_into(x, n, types, logmel, pcen);
+  return out;
+}
+
+void Frontend::compute_into(const float* x, size_t n, const std::vector<std::string>& types,
+                            float* logmel, float* pcen) {
   if (n == 0) fail("front end: empty signal");
   const auto req = parse_requested_types(types, "front end");
+  if ((req.logmel && !logmel) || (req.pcen && !pcen))
+    fail("front end: no output for a requested type");
+  if (!req.logmel) logmel = nullptr;
+  if (!req.pcen) pcen = nullptr;
   Impl& s = *impl_;
   const int n_fft = p_.n_fft, h = n_fft / 2, nb = s.nb, n_mels = p_.n_mels;
   const size_t n_frames = num_frames(n);
-  std::map<std::string, std::vector<float>> out;
-  float* logmel = nullptr;
-  float* pcen = nullptr;
-  if (req.logmel) logmel = (out["logmel"] = std::vector<float>(n_frames * n_mels)).data();
-  if (req.pcen) pcen = (out["pcen"] = std::vector<float>(n_frames * n_mels)).data();
   const float log_eps = float(p_.log_eps);
   const long long len = static_cast<long long>(n);
   double_frames_ = 0;
@@ -287,8 +298,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
   for (long long c0 = 0; c0 < frames_per_lane; c0 += kBlockFrames / kGroupFrames) {
     const int block =
         int(std::min<long long>(kBlockFrames / kGroupFrames, frames_per_lane - c0)) * kGroupFrames;
-    for (int b = 0; b < block; ++b)
-      s.needs_double[b] = !float_stft && in_signal(c0, b);
+    for (int b = 0; b < block; ++b) s.needs_double[b] = !float_stft && in_signal(c0, b);
     if (float_stft) {
       for (int g = 0; g < block; g += kGroupFrames) {
         const long long start = (c0 + g / kGroupFrames) * p_.hop;  // the group's first row
@@ -324,9 +334,9 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     bool any_double = false;
     for (int b = 0; b < block; ++b) {  // the double STFT, one frame (column b) at a time
       if (!s.needs_double[b]) continue;
-      fe_kernels::window_frame(frame_at(x, len, frame_of(c0, b) * p_.hop - h, n_fft,
-                                        p_.reflect_pad, s.edge_row.data()),
-                               s.window_d.data(), n_fft, s.frame_d.get());
+      fe_kernels::window_frame(
+          frame_at(x, len, frame_of(c0, b) * p_.hop - h, n_fft, p_.reflect_pad, s.edge_row.data()),
+          s.window_d.data(), n_fft, s.frame_d.get());
       fftw_execute(s.plan_d);
       fe_kernels::power_from_half_length_fft(&s.spec_d[0][0], h, s.twiddle_re_d.data(),
                                              s.twiddle_im_d.data(), s.scratch_d.data(),
@@ -338,8 +348,7 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
       ++double_frames_;
     }
     // Every column again: a column's sums do not depend on the others.
-    if (any_double || !float_stft)
-      project_mel(block);
+    if (any_double || !float_stft) project_mel(block);
     // Each group's 8 columns to their frames' rows: the mel itself to pcen, which the smoother
     // pass below turns into PCEN in frame order; then, in place, its log to logmel.
     auto scatter = [&](float* base) {
@@ -361,7 +370,6 @@ std::map<std::string, std::vector<float>> Frontend::compute(const float* x, size
     }
   }
   if (pcen) pcen_from_mel(pcen, n_frames);
-  return out;
 }
 
 // PCEN in place over (n_frames, n_mels) mel rows, in frame order: the smoother carries each
@@ -395,6 +403,13 @@ void Frontend::pcen_from_mel(float* rows, size_t n_frames) {
       }
     }
   }
+}
+
+std::unique_ptr<FeatureExtractor> make_feature_extractor(const std::string& device,
+                                                         const FrontendParams& p) {
+  if (device == "cuda") return std::make_unique<CudaFrontend>(p);
+  if (device != "cpu") fail("front end device '", device, "': expected cpu or cuda");
+  return std::make_unique<Frontend>(p);
 }
 
 }  // namespace fsl

@@ -34,27 +34,19 @@ enum class CudaMelPath {
 // chunk's upload, one chunk's download) are a small part of the whole, while a chunk still fills
 // the GPU (4k frames of 1024-point FFTs). Not thread-safe: share one behind a mutex or make one
 // per thread.
-class CudaFrontend {
+class CudaFrontend final : public FeatureExtractor {
  public:
   CudaFrontend(const FrontendParams& p, size_t max_chunk_samples = size_t(1) << 20);
-  ~CudaFrontend();
-  CudaFrontend(const CudaFrontend&) = delete;
-  CudaFrontend& operator=(const CudaFrontend&) = delete;
+  ~CudaFrontend() override;
 
-  // Same contract as Frontend::compute: type -> (1 + n/hop, n_mels) row-major for each of
-  // "logmel", "pcen"; throws Error on an unknown type or n == 0. A wrapper of compute_into; the
-  // fresh vectors' first touch (page faults, zeroing) is part of its cost.
-  std::map<std::string, std::vector<float>> compute(const float* x, size_t n,
-                                                    const std::vector<std::string>& types);
-
-  // The same features written to caller memory: logmel_out / pcen_out hold (1 + n/hop) * n_mels
-  // floats for the requested types (nullptr for a type not requested). Host memory of either
-  // kind: page-locked memory (cudaMallocHost, cudaHostRegister) is copied from / to directly;
-  // pageable memory is staged through the front end's pinned buffers by a few host threads,
-  // overlapped with the GPU's work on the neighbouring chunks. Returns when the outputs are
-  // written; a device pointer is an Error (see compute_device).
+  // FeatureExtractor::compute_into: host memory of either kind: page-locked memory
+  // (cudaMallocHost, cudaHostRegister) is copied from / to directly; pageable memory is staged
+  // through the front end's pinned buffers by a few host threads, overlapped with the GPU's work
+  // on the neighbouring chunks. Returns when the outputs are written; a device pointer is an
+  // Error (see compute_device). (compute(), which returns fresh vectors, pays their first touch.)
   void compute_into(const float* x, size_t n, const std::vector<std::string>& types,
-                    float* logmel_out, float* pcen_out);
+                    float* logmel_out, float* pcen_out) override;
+  const char* name() const override { return "CUDA front end"; }
 
   // The same features from device memory to device memory (cudaMalloc or managed): no host
   // copies at all. Starts after the work queued on the legacy default stream (a plain
@@ -65,11 +57,9 @@ class CudaFrontend {
 
   void set_mel_path(CudaMelPath path) { mel_path_ = path; }
   size_t frames_per_chunk() const;
-  const FrontendParams& params() const { return p_; }
 
  private:
   struct Impl;
-  FrontendParams p_;
   CudaMelPath mel_path_ = CudaMelPath::kFused;
   std::unique_ptr<Impl> impl_;
 };

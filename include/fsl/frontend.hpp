@@ -1,4 +1,5 @@
-// The CPU front end: STFT (FFTW) -> power -> Slaney mel (banded projection) -> logmel / PCEN.
+// The front ends' interface, and the CPU front end: STFT (FFTW) -> power -> Slaney mel (banded
+// projection) -> logmel / PCEN.
 // Matches librosa.feature.melspectrogram (+ log, + librosa.pcen) with periodic Hann, centred
 // frames and power 2. Output of every type: (frames, n_mels) float32, row-major.
 #pragma once
@@ -51,21 +52,47 @@ struct RequestedTypes {
 };
 RequestedTypes parse_requested_types(const std::vector<std::string>& types, const char* who);
 
-// One front end: FFTW plans and work buffers are made once here. compute() uses the buffers, so
-// one Frontend serves one thread at a time; make one per worker.
-class Frontend {
+// The one interface of both front ends (Frontend here, CudaFrontend in fsl/cuda_frontend.hpp):
+// features of a mono signal, (num_frames(n), n_mels) row-major per type.
+class FeatureExtractor {
  public:
-  explicit Frontend(const FrontendParams& p);
-  ~Frontend();
-  Frontend(const Frontend&) = delete;
-  Frontend& operator=(const Frontend&) = delete;
+  explicit FeatureExtractor(const FrontendParams& p) : p_(p) {}
+  virtual ~FeatureExtractor() = default;
+  FeatureExtractor(const FeatureExtractor&) = delete;
+  FeatureExtractor& operator=(const FeatureExtractor&) = delete;
 
   // x: n mono samples at p.sr. Returns type -> (num_frames(n), n_mels) for each requested type
   // ("logmel", "pcen"), all from one STFT. Throws Error on an unknown type or n == 0.
   std::map<std::string, std::vector<float>> compute(const float* x, size_t n,
                                                     const std::vector<std::string>& types);
+  // The same written to caller memory: num_frames(n) * n_mels floats for each requested type
+  // (nullptr for a type not requested).
+  virtual void compute_into(const float* x, size_t n, const std::vector<std::string>& types,
+                            float* logmel_out, float* pcen_out) = 0;
+  // What the object's errors start with ("front end", "CUDA front end").
+  virtual const char* name() const = 0;
   size_t num_frames(size_t n) const { return 1 + n / size_t(p_.hop); }
   const FrontendParams& params() const { return p_; }
+
+ protected:
+  FrontendParams p_;
+};
+
+// The front end of a resolved runtime.device ("cpu" | "cuda"). A CPU front end serves one thread
+// at a time (make one per worker); a CUDA one may be shared behind the caller's lock.
+std::unique_ptr<FeatureExtractor> make_feature_extractor(const std::string& device,
+                                                         const FrontendParams& p);
+
+// The CPU front end: FFTW plans and work buffers are made once here. compute_into() uses the
+// buffers, so one Frontend serves one thread at a time; make one per worker.
+class Frontend final : public FeatureExtractor {
+ public:
+  explicit Frontend(const FrontendParams& p);
+  ~Frontend() override;
+
+  void compute_into(const float* x, size_t n, const std::vector<std::string>& types,
+                    float* logmel_out, float* pcen_out) override;
+  const char* name() const override { return "front end"; }
   // Frames of the last compute() whose power spectrum took the double STFT.
   size_t double_frames() const { return double_frames_; }
 
@@ -73,7 +100,6 @@ class Frontend {
   void pcen_from_mel(float* rows, size_t n_frames);
 
   struct Impl;
-  FrontendParams p_;
   std::unique_ptr<Impl> impl_;
   size_t double_frames_ = 0;
 };
