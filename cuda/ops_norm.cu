@@ -4,8 +4,8 @@
 // sums), writing one partial per block into the context's reduction scratch; one thread per
 // channel then merges the S partials in slice order (om::merge_moments: deterministic, equal to
 // the two-pass statistics up to rounding); an element-wise kernel over all N * C * HW values
-// normalises (or forms dx). C * S blocks keep the device busy where one block per channel
-// (64..128 blocks on 132 SMs) left it idle: the whole training step was bound by BN.
+// normalises (or forms dx). C * S blocks, because one block per channel (64..128) cannot fill a
+// GPU of 132 SMs, and BN runs on every activation of the training step.
 #include "fsl/cuda_ops.hpp"
 #include "fsl/op_math.hpp"
 #include "ops_common.hpp"

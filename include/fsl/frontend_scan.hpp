@@ -80,9 +80,8 @@ FSL_HD inline Affine exclusive_row_prefix(const Affine* rows, Affine* prefix) {
 
 // Walks frames [t_begin, t_end) of band m from state y (the smoothed value before t_begin),
 // writing PCEN of e (the scaled mel energy) to out (T, n_mels). Returns the state after t_end.
-FSL_HD inline double pcen_walk_row(const float* e, float* out, int n_mels, int m,
-                                   long long t_begin, long long t_end, double s, double y,
-                                   const fm::PcenParams& pp) {
+FSL_HD inline double pcen_walk_row(const float* e, float* out, int n_mels, int m, long long t_begin,
+                                   long long t_end, double s, double y, const fm::PcenParams& pp) {
   for (long long t = t_begin; t < t_end; ++t) {
     const float et = e[t * n_mels + m];
     y = fm::pcen_smoother_step(y, double(et), s);
@@ -134,7 +133,7 @@ inline size_t chunk_sample_capacity(size_t frames, int n_fft, int hop) {
 // end in [n-1-n_fft/2, n-2]: the range grows to include them.
 inline ChunkPlan chunk_samples(size_t f0, size_t f1, size_t n, int n_fft, int hop, bool reflect) {
   const long long half = n_fft / 2, N = (long long)n;
-  const long long first = (long long)f0 * hop - half;      // first padded index read
+  const long long first = (long long)f0 * hop - half;       // first padded index read
   const long long last = (long long)(f1 - 1) * hop + half;  // one past the last
   long long lo = std::clamp(first, 0LL, N), hi = std::clamp(last, 0LL, N);
   if (reflect) {
@@ -162,9 +161,7 @@ inline std::vector<ChunkPlan> plan_chunks(size_t n, int n_fft, int hop, bool ref
 // chunk c runs in slot c % kPipelineSlots: chunk c+1's staging and upload run while chunk c
 // computes and chunk c-1's results come back (copy engines and SMs work at once). Three, not two:
 // within one stream a chunk's upload waits for the download of the chunk two before it; with three
-// streams the upload engine stays busy. Measured on an H200, 600 s of audio, pinned buffers,
-// logmel: 2 slots 1.44 ms (116 h/s), 3 slots 1.25 ms (134 h/s), above the serial copy floor
-// (1.47 ms) because uploads and downloads overlap.
+// streams the upload engine stays busy (bench/LOG.md has both counts measured).
 constexpr int kPipelineSlots = 3;
 
 struct PipelineOp {
