@@ -4,8 +4,9 @@
 // BM_GpuFrontendInto: compute_into on pageable or pinned caller buffers (end to end), and
 // compute_device (device only: the GPU's work without the copies); BM_StagingCopy: the host
 // copy that the pageable path pipelines. H200, 600 s, this commit: logmel pinned 1.25 ms
-// (134 h/s), device 0.83 ms (200 h/s); logmel+pcen pinned 1.93 ms (86 h/s); pageable 8.3 ms. Built without CUDA or run without a device: every
-// benchmark is skipped with the reason. Run by scripts/gpu-suite.sh.
+// (134 h/s), device 0.83 ms (200 h/s); logmel+pcen pinned 1.93 ms (86 h/s); pageable 8.3 ms. Built
+// without CUDA or run without a device: every benchmark is skipped with the reason. Run by
+// scripts/gpu-suite.sh.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "bench_gpu_util.hpp"
 #include "fsl/cuda_frontend.hpp"
 #include "fsl/frontend.hpp"
 #include "fsl/frontend_scan.hpp"
@@ -35,19 +37,9 @@ const std::vector<float>& test_audio(int sr) {
   return x;
 }
 
-bool skip_without_gpu(benchmark::State& st) {
-  std::string why;
-  if (fsl::cuda_device_available(&why)) return false;
-  st.SkipWithError(why.c_str());
-  for (auto _ : st) {
-  }
-  return true;
-}
-
 void set_rate(benchmark::State& st, double seconds_of_audio) {
-  st.counters["audio_h_per_s"] =
-      benchmark::Counter(seconds_of_audio / 3600.0 * double(st.iterations()),
-                         benchmark::Counter::kIsRate);
+  st.counters["audio_h_per_s"] = benchmark::Counter(
+      seconds_of_audio / 3600.0 * double(st.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_GpuFrontend(benchmark::State& st, std::vector<std::string> types, fsl::CudaMelPath path) {
@@ -62,15 +54,20 @@ void BM_GpuFrontend(benchmark::State& st, std::vector<std::string> types, fsl::C
 }
 using fsl::CudaMelPath;
 BENCHMARK_CAPTURE(BM_GpuFrontend, logmel_fused, {"logmel"}, CudaMelPath::kFused)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontend, logmel_gemm, {"logmel"}, CudaMelPath::kGemm)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontend, pcen_fused, {"pcen"}, CudaMelPath::kFused)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontend, pcen_gemm, {"pcen"}, CudaMelPath::kGemm)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontend, logmel_pcen_fused, {"logmel", "pcen"}, CudaMelPath::kFused)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 #ifdef FSL_HAVE_CUDA
 // Where the caller's buffers live for BM_GpuFrontendInto.
@@ -126,25 +123,33 @@ void BM_GpuFrontendInto(benchmark::State& st, std::vector<std::string> types, Bu
   run();  // warm-up
   for (auto _ : st) run();
   set_rate(st, kAudioSeconds);
-  st.counters["chunks"] = double((1 + x.size() / size_t(p.hop) + fe.frames_per_chunk() - 1) /
-                                 fe.frames_per_chunk());
+  st.counters["chunks"] =
+      double((1 + x.size() / size_t(p.hop) + fe.frames_per_chunk() - 1) / fe.frames_per_chunk());
 }
 BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pageable, {"logmel"}, Buffers::kPageable)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pcen_pageable, {"logmel", "pcen"}, Buffers::kPageable)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pinned, {"logmel"}, Buffers::kPinned)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontendInto, pcen_pinned, {"pcen"}, Buffers::kPinned)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pcen_pinned, {"logmel", "pcen"}, Buffers::kPinned)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_device, {"logmel"}, Buffers::kDevice)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontendInto, pcen_device, {"pcen"}, Buffers::kDevice)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuFrontendInto, logmel_pcen_device, {"logmel", "pcen"}, Buffers::kDevice)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // The host's share of the pageable path: the 600 s of samples copied into a pinned buffer in
 // 2^20-sample pieces (one chunk each, as compute_into stages them), by fscan::parallel_memcpy
@@ -159,11 +164,16 @@ void BM_StagingCopy(benchmark::State& st) {
       fsl::fscan::parallel_memcpy(staging.p, x.data() + i,
                                   sizeof(float) * std::min(piece, x.size() - i),
                                   unsigned(st.range(0)));
-  st.counters["GB_per_s"] = benchmark::Counter(double(x.size() * sizeof(float)) *
-                                               double(st.iterations()) * 1e-9,
-                                               benchmark::Counter::kIsRate);
+  st.counters["GB_per_s"] =
+      benchmark::Counter(double(x.size() * sizeof(float)) * double(st.iterations()) * 1e-9,
+                         benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_StagingCopy)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)
+BENCHMARK(BM_StagingCopy)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 #endif  // FSL_HAVE_CUDA
 

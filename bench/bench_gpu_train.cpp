@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_gpu_util.hpp"
 #include "fsl/cuda_frontend.hpp"
 #ifdef FSL_HAVE_CUDA
 #include "fsl/config.hpp"
@@ -19,15 +20,6 @@
 #endif
 
 namespace {
-
-bool skip_without_gpu(benchmark::State& st) {
-  std::string why;
-  if (fsl::cuda_device_available(&why)) return false;
-  st.SkipWithError(why.c_str());
-  for (auto _ : st) {
-  }
-  return true;
-}
 
 #ifdef FSL_HAVE_CUDA
 constexpr int kB = 200, kT = 17;
