@@ -113,7 +113,7 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
   // front end serves all workers (behind gpu_mu); they keep decoding on the CPU meanwhile.
   std::unique_ptr<CudaFrontend> gpu;
   std::mutex gpu_mu;
-  if (resolve_device(c.runtime) == "cuda" && !jobs.empty())
+  if (resolve_device(c.runtime, Stage::features) == "cuda" && !jobs.empty())
     gpu = std::make_unique<CudaFrontend>(params);
   auto worker = [&] {
     std::unique_ptr<Frontend> fe;

@@ -105,8 +105,9 @@ bool is_better_epoch(double acc, double loss, double best_acc, double best_loss)
 
 TrainResult train(const Config& c, const TrainOptions& opt) {
   const auto& tp = c.train_param;
-  // runtime.device: cuda = the GPU or an error (before any output), auto = the GPU when present.
-  const std::string device = resolve_device(c.runtime);
+  // runtime.device: cuda = the GPU or an error (before any output); auto = the CPU for training
+  // (see resolve_device).
+  const std::string device = resolve_device(c.runtime, Stage::training);
   TrainResult result;
   result.run_dir = c.run_dir();
   fs::create_directories(result.run_dir);
