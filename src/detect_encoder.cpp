@@ -25,6 +25,8 @@ EncoderEmbedder::EncoderEmbedder(const Config& cfg, const std::string& checkpoin
   if (!std::filesystem::exists(checkpoint))
     fail(checkpoint, ": checkpoint not found (train with fsl_train, or pass --checkpoint)");
   on_gpu_ = resolve_device(cfg.runtime, Stage::detection) == "cuda";
+  // runtime.tf32 is for training; detection stays fp32 so its embeddings are the CPU's.
+  config_.runtime.tf32 = false;
   build(64);
 }
 
