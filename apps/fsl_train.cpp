@@ -1,5 +1,5 @@
 // fsl_train CONFIG [overrides] [--resume]: trains the prototypical encoder on the CPU or the GPU
-// (runtime.device: cpu, cuda, or auto = the GPU when one is usable; the start line names it).
+// (runtime.device: cpu, cuda, or auto = the CPU for training; the start line names it).
 #include <cstdio>
 #include <iostream>
 

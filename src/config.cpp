@@ -375,8 +375,9 @@ std::string Config::run_dir() const {
   return (std::filesystem::path(resolve(path.work_dir)) / exp_name).string();
 }
 
-std::string resolve_device(const RuntimeConfig& runtime) {
+std::string resolve_device(const RuntimeConfig& runtime, Stage stage) {
   if (runtime.device == "cpu") return "cpu";
+  if (runtime.device == "auto" && stage != Stage::features) return "cpu";
   std::string why;
   if (cuda_device_available(&why)) return "cuda";
   if (runtime.device == "cuda") fail("runtime.device=cuda: ", why);

@@ -110,7 +110,7 @@ ExportSummary export_features(const Config& c, const std::string& split, bool fo
   std::mutex err_mu;
   // runtime.device: cuda = the GPU or an error, auto = the GPU when present, cpu = FFTW. One GPU
   // front end serves all workers (behind shared_mu); a CPU front end is made per worker.
-  const std::string device = resolve_device(c.runtime);
+  const std::string device = resolve_device(c.runtime, Stage::features);
   std::unique_ptr<FeatureExtractor> shared;
   std::mutex shared_mu;
   if (device == "cuda" && !jobs.empty()) shared = make_feature_extractor(device, params);

@@ -2,6 +2,8 @@
 // bumps of a distinct spectral shape at known frames, the files holding them, and an embedder whose
 // prototypes can be computed by hand.
 #pragma once
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -106,6 +108,15 @@ inline fsl::DetectFile write_with_shots(const TempDir& dir, const std::string& n
   std::vector<fsl::EventSpan> pos;
   for (auto s : kShots) pos.push_back(exact_annotation(s));
   return write_file(dir, name, x, pos);
+}
+
+// A validation-layout reference: <dir>/S/f.csv with 5 shots (1..5 s) and later POS at 10, 20, 30 s.
+inline void write_reference(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir / "S");
+  std::ofstream csv(dir / "S" / "f.csv");
+  csv << "Audiofilename,Starttime,Endtime,Q\n";
+  for (int i = 1; i <= 5; ++i) csv << "f.wav," << i << "," << i << ".2,POS\n";
+  for (int s : {10, 20, 30}) csv << "f.wav," << s << "," << s << ".5,POS\n";
 }
 
 }  // namespace fsl::test

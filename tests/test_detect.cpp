@@ -516,17 +516,6 @@ TEST(Detect, TenHourFileStreamsInBoundedMemory) {
   }
 }
 
-namespace {
-// A validation-layout reference: <dir>/S/f.csv with 5 shots (1..5 s) and later POS at 10, 20, 30 s.
-void write_reference(const std::filesystem::path& dir) {
-  std::filesystem::create_directories(dir / "S");
-  std::ofstream csv(dir / "S" / "f.csv");
-  csv << "Audiofilename,Starttime,Endtime,Q\n";
-  for (int i = 1; i <= 5; ++i) csv << "f.wav," << i << "," << i << ".2,POS\n";
-  for (int s : {10, 20, 30}) csv << "f.wav," << s << "," << s << ".5,POS\n";
-}
-}  // namespace
-
 TEST(Detect, SweepPicksTheThresholdThatSeparatesTrueFromFalseBumps) {
   // p 0.77 on the true events, 0.52 on two false bumps (15 s, 25 s), 0.1 elsewhere: thresholds
   // 0.55..0.75 score F = 1, lower ones add 2 FP, higher ones find nothing.

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "detect_fixtures.hpp"
+#include "fsl/cuda_frontend.hpp"  // cuda_device_available
 #include "fsl/detect.hpp"
 #include "fsl/error.hpp"
 #include "fsl/model.hpp"
@@ -118,4 +119,27 @@ TEST(DetectOptions, EncoderEmbedderAppliesAndClearsTheFileNormalisation) {
   expect_matches([&](float v, int m) { return (v - mean[size_t(m)]) * inv_std[size_t(m)]; });
   embedder.set_file_normalisation({}, {});
   expect_matches([](float v, int) { return (v - 2.f) / 4.f; });
+}
+
+TEST(DetectOptions, EncoderEmbedderOnCudaWithoutADeviceIsAnErrorNamingTheKey) {
+  TempDir dir;
+  fsl::Config c;
+  c.features.n_mels = 16;
+  c.features.embedding_dim = 512;
+  fsl::Encoder reference(c.features, 1, 17, 7);
+  auto ckpt = (dir / "w.safetensors").string();
+  fsl::save_checkpoint(ckpt, reference);
+  // auto detects on the CPU whether or not a GPU is present: EncoderInference, shared maps on.
+  c.runtime.device = "auto";
+  EXPECT_GT(fsl::EncoderEmbedder(c, ckpt, 0.0, 1.0).map_stride(), 0);
+  if (fsl::cuda_device_available()) GTEST_SKIP() << "a CUDA device is present";
+  c.runtime.device = "cuda";
+  try {
+    fsl::EncoderEmbedder embedder(c, ckpt, 0.0, 1.0);
+    ADD_FAILURE() << "runtime.device=cuda accepted without a device";
+  } catch (const fsl::Error& err) {
+    const std::string what = err.what();
+    EXPECT_EQ(what.rfind("runtime.device=cuda: ", 0), 0u) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
 }

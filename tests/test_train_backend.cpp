@@ -111,25 +111,29 @@ TEST(TrainBackend, CheckpointWithOptimizerResumesExactly) {
   }
 }
 
-TEST(TrainBackend, DeviceFollowsRuntimeDevice) {
+TEST(TrainBackend, DeviceFollowsRuntimeDeviceAndStage) {
+  using fsl::Stage;
   fsl::RuntimeConfig r;
-  r.device = "cpu";
-  EXPECT_EQ(fsl::resolve_device(r), "cpu");
   const bool gpu = fsl::cuda_device_available();
-  r.device = "auto";
-  EXPECT_EQ(fsl::resolve_device(r), gpu ? "cuda" : "cpu");
-  r.device = "cuda";
-  if (gpu) {
-    EXPECT_EQ(fsl::resolve_device(r), "cuda");
-    return;
-  }
-  try {
-    fsl::resolve_device(r);
-    ADD_FAILURE() << "runtime.device=cuda accepted without a device";
-  } catch (const fsl::Error& err) {
-    const std::string what = err.what();
-    EXPECT_EQ(what.rfind("runtime.device=cuda: ", 0), 0u) << what;
-    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  for (Stage s : {Stage::features, Stage::training, Stage::detection}) {
+    r.device = "cpu";
+    EXPECT_EQ(fsl::resolve_device(r, s), "cpu");
+    // auto: the GPU only for the front end; training and detection use it only when asked.
+    r.device = "auto";
+    EXPECT_EQ(fsl::resolve_device(r, s), gpu && s == Stage::features ? "cuda" : "cpu");
+    r.device = "cuda";
+    if (gpu) {
+      EXPECT_EQ(fsl::resolve_device(r, s), "cuda");
+      continue;
+    }
+    try {
+      fsl::resolve_device(r, s);
+      ADD_FAILURE() << "runtime.device=cuda accepted without a device";
+    } catch (const fsl::Error& err) {
+      const std::string what = err.what();
+      EXPECT_EQ(what.rfind("runtime.device=cuda: ", 0), 0u) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
   }
   EXPECT_THROW(fsl::make_train_backend("tpu", tiny_config(), 24, kFrames), fsl::Error);
 }
@@ -178,12 +182,10 @@ TEST_F(TrainDevice, CudaWithoutDeviceIsOneClearLine) {
   EXPECT_FALSE(fsl::fs::exists(dir_->path / "runs" / "nocuda")) << "nothing written";
 }
 
-TEST_F(TrainDevice, AutoTrainsOnWhatIsThereAndSaysSo) {
+TEST_F(TrainDevice, AutoTrainsOnTheCpuAndSaysSo) {
   std::string out;
   ASSERT_EQ(train("exp_name=auto runtime.device=auto", &out), 0) << out;
-  const std::string expect =
-      fsl::cuda_device_available() ? " parameters on cuda " : " parameters on cpu ";
-  EXPECT_NE(out.find(expect), std::string::npos) << out;
+  EXPECT_NE(out.find(" parameters on cpu "), std::string::npos) << out;
   EXPECT_TRUE(fsl::fs::exists(dir_->path / "runs" / "auto" / "last.safetensors"));
   ASSERT_EQ(train("exp_name=cpu runtime.device=cpu", &out), 0) << out;
   EXPECT_NE(out.find(" parameters on cpu "), std::string::npos) << out;

@@ -74,16 +74,19 @@ struct PathConfig {
 };
 
 struct RuntimeConfig {
-  std::string device = "auto";  // auto | cpu | cuda
+  std::string device = "auto";  // auto | cpu | cuda, per stage: see resolve_device
   int num_workers = 2;          // threads
   int prefetch_factor = 2;
   bool tf32 = false;  // GPU training: allow TF32 tensor cores (faster, ~1e-3 relative)
 };
-// runtime.device resolved for one stage (feature export, training, detection): "cpu" for cpu,
-// "cuda" when a device is usable and runtime.device is auto or cuda; cuda without a usable device
-// is an Error naming the key and why.
-std::string resolve_device(const RuntimeConfig& runtime);
-
+// The stages that may run on the GPU, each resolving runtime.device on its own.
+enum class Stage { features, training, detection };
+// runtime.device resolved for one stage: "cpu" for cpu; "cuda" for cuda when a device is usable,
+// else an Error naming the key and why. auto: "cuda" for features when a device is usable (the
+// GPU front end has been checked against the CPU on a GPU), "cpu" for training and detection
+// (their GPU paths have not yet passed tests/gpu_train.cpp on a GPU: only an explicit cuda
+// uses it).
+std::string resolve_device(const RuntimeConfig& runtime, Stage stage);
 
 struct EvalConfig {
   std::string method = "encoder";  // encoder | frame_prototype (no-training floor)

@@ -97,11 +97,15 @@ struct Embedder {
   virtual void pool_rows(const float* maps, int T, int r0, int rows, float* out) const;
 };
 
-// The encoder (eval mode) as an Embedder; input normalised with the training mean/std of the
-// feature type. Throws Error naming the checkpoint when it is missing or unreadable.
+// The encoder (eval mode) as an Embedder; input normalised (on the host) with the training
+// mean/std of the feature type. runtime.device resolved for detection picks the forward: cpu =
+// EncoderInference, cuda = a CUDA TrainBackend's embed() in batches (no shared maps). Throws
+// Error naming the checkpoint when it is missing or unreadable, and naming runtime.device when
+// cuda is asked for without a usable device.
 template <typename T>
 class EncoderT;
 class EncoderInference;
+class TrainBackend;
 class EncoderEmbedder : public Embedder {
  public:
   EncoderEmbedder(const Config& cfg, const std::string& checkpoint, double mean, double std);
@@ -118,13 +122,18 @@ class EncoderEmbedder : public Embedder {
  private:
   void build(int max_frames);
   const float* normalise(const float* x, int B, int T, int M);
-  FeaturesConfig cfg_;
+  Config config_;  // the CUDA backend is built from a whole Config
+  const FeaturesConfig& cfg_ = config_.features;
   std::string checkpoint_;
   int requested_batch_, threads_;  // eval.batch_size; runtime.num_workers
+  int max_frames_ = 0;             // the longest window the current build takes
   float mean_, inv_std_;
   std::vector<float> file_mean_, file_inv_std_;  // (n_mels) when a per-file normalisation is set
   std::unique_ptr<EncoderT<float>> encoder_;
   std::unique_ptr<EncoderInference> infer_;
+  bool on_gpu_ = false;  // runtime.device = cuda: gpu_ instead of encoder_, infer_
+  std::unique_ptr<TrainBackend> gpu_;
+  int gpu_batch_ = 0, gpu_dim_ = 0;  // windows per gpu_ forward; embedding size
   std::vector<float> normalised_;
 };
 
