@@ -2,7 +2,7 @@
 // frontend_kernels.hpp). With frames in lanes every butterfly is the same element-wise
 // arithmetic on 8-float vectors: no shuffles inside the transform (FFTW's SIMD codelets
 // vectorise along the transform and shuffle for every complex product; its plans for
-// 8 transforms interleaved by frame loop over the frames instead: 1.27 us per frame vs 0.48).
+// 8 transforms interleaved by frame loop over the frames instead, frame by frame).
 #include <algorithm>
 #include <bit>
 #include <cmath>

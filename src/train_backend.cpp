@@ -1,4 +1,4 @@
-// The CPU training backend (the reference: exactly the steps src/train.cpp ran before the seam)
+// The CPU training backend (the reference: Encoder, Adam and the losses of fsl/loss.hpp)
 // and the choice of backend from runtime.device.
 #include "fsl/train_backend.hpp"
 

@@ -102,8 +102,8 @@ struct EvalConfig {
   // prototypes: p = softmax(-d_pos, -d_neg) per negative prototype (the mean of neg_windows
   // windows), averaged over neg_iterations (the baseline). nearest: d_neg = mean distance to the
   // neg_nearest_k nearest of all drawn negative windows, p = d_neg / (d_pos + d_neg).
-  // nearest is the default: on `small` with the demo's checkpoint 62.3 vs 58.2, on the real
-  // recordings check 47.1 vs 43.1 (bench/LOG.md, "Negatives at detection").
+  // nearest is the default: it scored higher on the synthetic and on the real recordings
+  // (bench/LOG.md, "Negatives at detection").
   std::string negatives = "nearest";
   int neg_nearest_k = 5;
   // d_pos with negatives = nearest: 0 = distance to the mean of every shot window (the positive
@@ -120,8 +120,8 @@ struct EvalConfig {
   // two windows long, which the metric's IoU >= 0.3 rejects).
   std::string boundaries = "shots";
   // Query windows from shared maps: the encoder runs once over long runs of the query frames and
-  // each window is pooled from the rows of the last maps under it (~3x less work at the default
-  // hop of a third of the window); not the per-window forward: a window's edges see its
+  // each window is pooled from the rows of the last maps under it (each frame goes through the
+  // convolutions once instead of once per window that holds it); not the per-window forward: a window's edges see its
   // neighbouring frames instead of zero padding, and its start is rounded to the map stride (8
   // frames). Used only in files whose hop is at least one stride (segments >= 24 frames); shots
   // and negatives are still embedded window by window. v1 encoders only.
