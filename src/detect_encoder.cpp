@@ -49,9 +49,6 @@ void EncoderEmbedder::build(int max_frames) {
     gpu_.reset();  // its device memory first
     gpu_ = make_train_backend("cuda", config_, gpu_batch_, max_frames);
     gpu_->load(checkpoint_, false);  // again on a rebuild: the weights are small
-    // TrainBackend has no dim(): one window of zeros tells it.
-    const std::vector<float> zeros(size_t(gpu_->min_frames()) * cfg_.n_mels, 0.f);
-    gpu_dim_ = static_cast<int>(gpu_->embed(zeros.data(), 1, gpu_->min_frames()).size());
     return;
   }
   const int batch =
@@ -64,7 +61,7 @@ void EncoderEmbedder::build(int max_frames) {
   infer_ = std::make_unique<EncoderInference>(*encoder_, threads_);
 }
 
-int EncoderEmbedder::dim() const { return on_gpu_ ? gpu_dim_ : encoder_->dim(); }
+int EncoderEmbedder::dim() const { return on_gpu_ ? gpu_->dim() : encoder_->dim(); }
 
 // x (B, T, M) normalised into normalised_ (the training statistics, or the file's per band).
 const float* EncoderEmbedder::normalise(const float* windows, int B, int T, int M) {
@@ -93,7 +90,7 @@ void EncoderEmbedder::embed(const float* windows, int B, int T, int M, float* ou
   for (int b = 0; b < B; b += gpu_batch_) {
     const int n = std::min(gpu_batch_, B - b);
     const std::vector<float> emb = gpu_->embed(x + b * window, n, T);  // (n, dim)
-    std::copy(emb.begin(), emb.end(), out + size_t(b) * gpu_dim_);
+    std::copy(emb.begin(), emb.end(), out + size_t(b) * gpu_->dim());
   }
 }
 

@@ -25,6 +25,7 @@ class CpuTrainBackend final : public TrainBackend {
   const char* device() const override { return "cpu"; }
   size_t num_params() const override { return n_params_; }
   int min_frames() const override { return enc_.min_frames(); }
+  int dim() const override { return enc_.dim(); }
 
   LossResult train_step(const float* x, const std::vector<int>& labels, int frames) override {
     enc_.zero_grad();

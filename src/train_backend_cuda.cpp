@@ -35,6 +35,7 @@ class CudaTrainBackend final : public TrainBackend {
   const char* device() const override { return "cuda"; }
   size_t num_params() const override { return enc_.num_params(); }
   int min_frames() const override { return enc_.min_frames(); }
+  int dim() const override { return enc_.dim(); }
 
   LossResult train_step(const float* x, const std::vector<int>& labels, int frames) override {
     const int B = upload(x, labels, frames);

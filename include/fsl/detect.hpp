@@ -133,7 +133,7 @@ class EncoderEmbedder : public Embedder {
   std::unique_ptr<EncoderInference> infer_;
   bool on_gpu_ = false;  // runtime.device = cuda: gpu_ instead of encoder_, infer_
   std::unique_ptr<TrainBackend> gpu_;
-  int gpu_batch_ = 0, gpu_dim_ = 0;  // windows per gpu_ forward; embedding size
+  int gpu_batch_ = 0;  // windows per gpu_ forward
   std::vector<float> normalised_;
 };
 

@@ -30,6 +30,7 @@ class TrainBackend {
   virtual const char* device() const = 0;  // "cpu" or "cuda"
   virtual size_t num_params() const = 0;
   virtual int min_frames() const = 0;  // the encoder's shortest input
+  virtual int dim() const = 0;         // the embedding's length
 
   // One training step: x (B, frames, n_mels) host, labels (B) host, B = labels.size() ->
   // forward (training: batch statistics, dropout), the prototypical loss of the config
