@@ -23,6 +23,7 @@
 #ifdef FSL_HAVE_CUDA
 #include "fsl/cuda_context.hpp"
 #endif
+#include "gradcheck.hpp"
 
 namespace fsl::test {
 
@@ -44,10 +45,8 @@ using Fill = std::function<std::vector<double>(size_t n)>;
 
 inline Fill normal(uint64_t seed, double sd = 1.0, double offset = 0.0) {
   return [=](size_t n) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<double> d(offset, sd);
-    std::vector<double> v(n);
-    for (auto& x : v) x = d(rng);
+    std::vector<double> v = randn(n, seed, sd);
+    for (auto& x : v) x += offset;
     return v;
   };
 }
